@@ -1,0 +1,161 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `name: t
+links:
+  - {name: lan, prefix: "2001:db8:100::/64", router: r1, delay: 3ms, loss: 5%}
+  - {name: home, prefix: "2001:db8:1::/64", router: ha}
+nodes:
+  - {name: r1, role: ar, underlay: "10.0.0.1:7000"}
+  - {name: ha, role: ha, underlay: "10.0.0.2:7000", sip_domain: d1}
+  - name: mn
+    role: mn
+    home_agent: ha
+    home_address: "2001:db8:1::10"
+    mn_ha_key: {spi: 300, secret: "hex:00112233445566778899aabbccddeeff"}
+    access: [{link: lan, network: 192.168.1.0/24}, {link: home}]
+backbone:
+  delay: 15ms
+  pairs:
+    - {from: [r1], to: [ha], delay: 7ms}
+`
+
+func TestParseMinimal(t *testing.T) {
+	topo, err := Parse("t.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan := topo.LinkByName("lan")
+	if lan.Delay != 3*time.Millisecond || lan.Loss != 0.05 || lan.MTU != DefaultMTU || lan.ID == 0 {
+		t.Errorf("lan = %+v", lan)
+	}
+	r1 := topo.NodeByName("r1")
+	if r1.Address.String() != "2001:db8:100::1" || len(r1.ServedLink) != 1 || r1.HostStack {
+		t.Errorf("r1 = %+v", r1)
+	}
+	if !topo.NodeByName("ha").HostStack {
+		t.Error("a home agent should have a host stack by default (its SIP proxy runs there)")
+	}
+	mn := topo.NodeByName("mn")
+	if mn.Start != "lan" || mn.Scheme != SchemeHA2R || mn.MNHAKey.SPI != 300 || len(mn.MNHAKey.Secret) != 16 {
+		t.Errorf("mn = %+v", mn)
+	}
+	if d, _ := topo.BackboneDelay("ha", "r1"); d != 7*time.Millisecond {
+		t.Errorf("pair delay = %v", d)
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	for _, f := range []string{"../examples/fig4.yaml", "../examples/two-node.yaml"} {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	topo, err := Load("../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		a, b string
+		d    time.Duration
+	}{{"ar1", "ar1p", 2 * time.Millisecond}, {"ar1", "ar2", 15 * time.Millisecond}, {"ar2", "ha1", 10 * time.Millisecond}, {"ha2", "ha1", 20 * time.Millisecond}} {
+		if d, _ := topo.BackboneDelay(c.a, c.b); d != c.d {
+			t.Errorf("delay %s-%s = %v, want %v", c.a, c.b, d, c.d)
+		}
+	}
+}
+
+// Each broken file must give one error that names the line and the field.
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, edit, want string
+		line             int
+	}{
+		{"unknown top-level field", "name: t\n", "unknown field \"colour\"", 2},
+		{"unknown node field", `{name: r1, role: ar, underlay: "10.0.0.1:7000"}`, "nodes[0].colour: unknown field", 6},
+		{"bad endpoint", `underlay: "10.0.0.1:7000"}`, "nodes[0].underlay: \"10.0.0.1\" is not a usable underlay endpoint", 6},
+		{"router without port", `underlay: "10.0.0.1:7000"}`, "a router needs a concrete address", 6},
+		{"overlapping prefix", `underlay: "10.0.0.1:7000"}`, "nodes[0].prefixes[0]: prefix 2001:db8::/32 overlaps 2001:db8:100::/64 of link lan (line 3)", 6},
+		{"not a /64", `prefix: "2001:db8:100::/64"`, "must be a /64", 3},
+		{"host bits", `prefix: "2001:db8:100::/64"`, "has host bits set", 3},
+		{"duplicate node name", `- name: mn`, "node name \"ha\" is already used on line 7", 8},
+		{"duplicate address", `home_address: "2001:db8:1::10"`, "address 2001:db8:1::1 is already used by node ha (line 7)", 11},
+		{"unserved access link", `{link: home}`, "no link is called \"nowhere\"", 13},
+		{"wrong role", `role: mn`, "unknown role \"wizard\"", 9},
+		{"missing field", `    home_agent: ha` + "\n", "missing required field \"home_agent\"", 8},
+		{"home agent not ha", `home_agent: ha`, "\"r1\" is not a home agent", 10},
+		{"field of another role", `{name: r1, role: ar,`, "field \"home_address\" does not apply to a node of role ar", 6},
+		{"bad duration", `delay: 15ms`, "\"fast\" is not a duration", 15},
+		{"bad loss", `loss: 5%`, "is not a loss ratio", 3},
+		{"bad secret", `secret: "hex:00112233445566778899aabbccddeeff"`, "at least 16 bytes", 12},
+		{"unknown backbone router", `from: [r1]`, "\"r9\" is not a router", 17},
+	}
+	replace := map[string]string{
+		"unknown top-level field": "name: t\ncolour: red\n",
+		"unknown node field":      `{name: r1, role: ar, underlay: "10.0.0.1:7000", colour: red}`,
+		"bad endpoint":            `underlay: "10.0.0.1"}`,
+		"router without port":     `underlay: "10.0.0.1:0"}`,
+		"overlapping prefix":      `underlay: "10.0.0.1:7000", prefixes: ["2001:db8::/32"]}`,
+		"not a /64":               `prefix: "2001:db8:100::/56"`,
+		"host bits":               `prefix: "2001:db8:100::1/64"`,
+		"duplicate node name":     `- name: ha`,
+		"duplicate address":       `home_address: "2001:db8:1::1"`,
+		"unserved access link":    `{link: nowhere}`,
+		"wrong role":              `role: wizard`,
+		"missing field":           "",
+		"home agent not ha":       `home_agent: r1`,
+		"field of another role":   `{name: r1, role: ar, home_address: "2001:db8:100::5",`,
+		"bad duration":            `delay: fast`,
+		"bad loss":                `loss: 150%`,
+		"bad secret":              `secret: "hex:0011"`,
+		"unknown backbone router": `from: [r9]`,
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := minimal
+			if !strings.Contains(src, c.edit) {
+				t.Fatalf("test bug: %q not in the minimal file", c.edit)
+			}
+			src = strings.Replace(src, c.edit, replace[c.name], 1)
+			_, err := Parse("t.yaml", []byte(src))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", src)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *config.Error", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not contain %q", err, c.want)
+			}
+			if ce.Line != c.line {
+				t.Errorf("error %q is on line %d, want %d", err, ce.Line, c.line)
+			}
+			if !strings.HasPrefix(err.Error(), "t.yaml:") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/k", []byte("00112233445566778899aabbccddeeff0011\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(minimal, `"hex:00112233445566778899aabbccddeeff"`, `"file:k"`, 1)
+	topo, err := Parse(dir+"/t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(topo.NodeByName("mn").MNHAKey.Secret); got != 18 {
+		t.Errorf("secret from file has %d bytes, want 18", got)
+	}
+}

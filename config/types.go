@@ -1,0 +1,191 @@
+// Package config reads the topology file that every node of a deployment
+// shares (DESIGN.md, "The topology file"). Loading is strict: unknown fields,
+// missing fields and inconsistent values are reported with the file, the
+// line and the field path, so that a user can fix the file without guessing.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Role is what a node does.
+type Role string
+
+const (
+	RoleHA Role = "ha" // home agent: a router that serves a home link (and runs its SIP domain)
+	RoleAR Role = "ar" // access router: serves access links, optionally as HA2R
+	RoleMN Role = "mn" // mobile node
+	RoleCN Role = "cn" // fixed correspondent host
+)
+
+// IsRouter reports whether nodes of role r forward packets.
+func (r Role) IsRouter() bool { return r == RoleHA || r == RoleAR }
+
+// Scheme is a mobility scheme.
+type Scheme string
+
+const (
+	SchemeStandard Scheme = "standard" // RFC 6275 with Return Routability
+	SchemeHA2R     Scheme = "ha2r"     // the paper's scheme
+)
+
+// Topology is a whole deployment.
+type Topology struct {
+	File     string // where it was read from, for messages
+	Name     string
+	MTU      int // default overlay link MTU
+	Scheme   Scheme
+	Links    []*Link
+	Nodes    []*Node
+	Backbone Backbone
+	// HA2RKeySeed, when set, derives every HA-HA2R security association.
+	HA2RKeySeed []byte
+	Timers      Timers
+
+	linkByName map[string]*Link
+	nodeByName map[string]*Node
+}
+
+// Timers are protocol intervals that a deployment may tune.
+type Timers struct {
+	Keepalive  time.Duration // host keepalives to hold NAT mappings (25 s)
+	RAInterval time.Duration // unsolicited Router Advertisements
+	RSInterval time.Duration // Router Solicitation retransmission while attaching
+}
+
+// Link is an access link: a virtual link served by one router.
+type Link struct {
+	Name   string
+	ID     uint32 // frame link identifier, derived from the name
+	Prefix netip.Prefix
+	Router string
+	MTU    int
+	Delay  time.Duration // emulated one-way delay between a host and the router
+	Loss   float64       // emulated loss probability, 0..1
+	Line   int
+	path   string
+}
+
+// Key is a secret with an index (an SPI).
+type Key struct {
+	SPI    uint32
+	Secret []byte
+}
+
+// Node is one node of the topology.
+type Node struct {
+	Name     string
+	Role     Role
+	Underlay netip.AddrPort // routers: where others reach them; hosts: local bind (port may be 0)
+	Line     int
+	path     string
+
+	// Routers.
+	Address    netip.Addr     // the router's global address
+	Prefixes   []netip.Prefix // owned besides the prefixes of the links it serves
+	HA2R       bool           // an AR that can act as HA2R
+	HostStack  bool           // the router has a TUN/stack for its own applications
+	SIPDomain  string         // a home agent's SIP domain
+	ServedLink []*Link        // links whose router this is, in file order
+
+	// Hosts.
+	Access      []Access // links a host may attach to
+	Start       string   // the link a host attaches to first
+	HomeAgent   string
+	HomeAddress netip.Addr
+	SIPURI      string
+	Scheme      Scheme // mobile node's scheme (default: the topology's)
+	MNHAKey     Key
+	AutoAnswer  bool
+	AutoAttach  bool // attach to the start link at boot (default true)
+	StaticAddr  netip.Addr
+	WatchUnderlay bool
+}
+
+// Access is one access link a host may use, and the underlay network that
+// leads to it (the "Wi-Fi" whose appearance means: attach to this link).
+type Access struct {
+	Link    string
+	Network netip.Prefix // optional; empty when no automatic switching is wanted
+}
+
+// Backbone holds the router-to-router delays.
+type Backbone struct {
+	Delay time.Duration // default one-way delay between two routers
+	Loss  float64
+	Pairs []Pair
+}
+
+// Pair sets the delay between every node of From and every node of To.
+type Pair struct {
+	From, To []string
+	Delay    time.Duration
+	Loss     float64
+}
+
+// LinkByName returns the link called name, or nil.
+func (t *Topology) LinkByName(name string) *Link { return t.linkByName[name] }
+
+// NodeByName returns the node called name, or nil.
+func (t *Topology) NodeByName(name string) *Node { return t.nodeByName[name] }
+
+// LinkByID returns the link with frame identifier id, or nil.
+func (t *Topology) LinkByID(id uint32) *Link {
+	for _, l := range t.Links {
+		if l.ID == id {
+			return l
+		}
+	}
+	return nil
+}
+
+// Routers returns the router nodes in file order.
+func (t *Topology) Routers() []*Node {
+	var rs []*Node
+	for _, n := range t.Nodes {
+		if n.Role.IsRouter() {
+			rs = append(rs, n)
+		}
+	}
+	return rs
+}
+
+// OwnedPrefixes returns every prefix a router owns: its links' and its own.
+func (n *Node) OwnedPrefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, l := range n.ServedLink {
+		ps = append(ps, l.Prefix)
+	}
+	return append(ps, n.Prefixes...)
+}
+
+// BackboneDelay returns the emulated delay and loss between routers a and b.
+// Later pairs override earlier ones.
+func (t *Topology) BackboneDelay(a, b string) (time.Duration, float64) {
+	d, loss := t.Backbone.Delay, t.Backbone.Loss
+	for _, p := range t.Backbone.Pairs {
+		if (contains(p.From, a) && contains(p.To, b)) || (contains(p.From, b) && contains(p.To, a)) {
+			d, loss = p.Delay, p.Loss
+		}
+	}
+	return d, loss
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// AllPrefixes returns every prefix any router owns, for host routes into the overlay.
+func (t *Topology) AllPrefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, r := range t.Routers() {
+		ps = append(ps, r.OwnedPrefixes()...)
+	}
+	return ps
+}
