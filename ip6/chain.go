@@ -1,0 +1,115 @@
+package ip6
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// MaxExtHeaders bounds how many extension headers Walk follows; a chain
+// longer than this is treated as hostile.
+const MaxExtHeaders = 12
+
+// ExtHeader locates one extension header inside a packet.
+type ExtHeader struct {
+	Proto uint8 // the header's own protocol number (0, 43, 44, 51, 60, ...)
+	Off   int   // offset of its first byte in the packet
+	Len   int   // its length in bytes
+}
+
+// Chain is the extension-header chain of a packet, as found by Walk.
+type Chain struct {
+	Headers [MaxExtHeaders]ExtHeader
+	N       int
+	// Upper is the first protocol that is not an IPv6 extension header
+	// (TCP, UDP, ICMPv6, MH, IPv6-in-IPv6, ESP, No Next Header...), and
+	// UpperOff the offset where it starts.
+	Upper    uint8
+	UpperOff int
+	// Fragmented is set when a Fragment header with a non-zero offset was
+	// found: the upper-layer header is not in this packet.
+	Fragmented bool
+}
+
+// Errors from Walk.
+var (
+	ErrChainTooLong  = errors.New("ip6: extension header chain too long")
+	ErrHopByHopOrder = errors.New("ip6: hop-by-hop options header not first")
+	ErrExtTruncated  = errors.New("ip6: extension header runs past the end of the packet")
+)
+
+// IsExtHeader reports whether proto is an extension header Walk steps over.
+// The Mobility Header is not: it ends the chain (RFC 6275 section 6.1.1 gives
+// it Payload Proto 59) and is returned as the upper layer.
+func IsExtHeader(proto uint8) bool {
+	switch proto {
+	case ProtoHopByHop, ProtoRouting, ProtoFragment, ProtoDstOpts, ProtoAH:
+		return true
+	}
+	return false
+}
+
+// Walk follows the extension headers of a checked packet (see Check). It does
+// not allocate.
+func Walk(pkt []byte, c *Chain) error {
+	c.N, c.Fragmented = 0, false
+	if len(pkt) < HeaderLen {
+		return ErrTruncated
+	}
+	next := pkt[6]
+	off := HeaderLen
+	for IsExtHeader(next) {
+		if c.N == MaxExtHeaders {
+			return ErrChainTooLong
+		}
+		if next == ProtoHopByHop && c.N != 0 {
+			return ErrHopByHopOrder
+		}
+		if off+8 > len(pkt) {
+			return ErrExtTruncated
+		}
+		var n int
+		switch next {
+		case ProtoFragment:
+			n = 8
+			if binary.BigEndian.Uint16(pkt[off+2:off+4])&0xfff8 != 0 {
+				c.Fragmented = true
+			}
+		case ProtoAH:
+			n = (int(pkt[off+1]) + 2) * 4 // RFC 4302: length in 32-bit words minus 2
+		default:
+			n = (int(pkt[off+1]) + 1) * 8
+		}
+		if off+n > len(pkt) {
+			return ErrExtTruncated
+		}
+		c.Headers[c.N] = ExtHeader{Proto: next, Off: off, Len: n}
+		c.N++
+		next = pkt[off]
+		off += n
+		if c.Fragmented {
+			break
+		}
+	}
+	c.Upper, c.UpperOff = next, off
+	return nil
+}
+
+// Find returns the first extension header of protocol proto, or false.
+func (c *Chain) Find(proto uint8) (ExtHeader, bool) {
+	for i := 0; i < c.N; i++ {
+		if c.Headers[i].Proto == proto {
+			return c.Headers[i], true
+		}
+	}
+	return ExtHeader{}, false
+}
+
+// NextHeaderOffset returns the offset of the byte that names the header at
+// index i of the chain (i == c.N means the upper layer): byte 6 of the fixed
+// header for the first one, otherwise the first byte of the previous header.
+func (c *Chain) NextHeaderOffset(i int) int {
+	if i == 0 {
+		return 6
+	}
+	return c.Headers[i-1].Off
+}
