@@ -90,16 +90,16 @@ type Node struct {
 	ServedLink []*Link        // links whose router this is, in file order
 
 	// Hosts.
-	Access      []Access // links a host may attach to
-	Start       string   // the link a host attaches to first
-	HomeAgent   string
-	HomeAddress netip.Addr
-	SIPURI      string
-	Scheme      Scheme // mobile node's scheme (default: the topology's)
-	MNHAKey     Key
-	AutoAnswer  bool
-	AutoAttach  bool // attach to the start link at boot (default true)
-	StaticAddr  netip.Addr
+	Access        []Access // links a host may attach to
+	Start         string   // the link a host attaches to first
+	HomeAgent     string
+	HomeAddress   netip.Addr
+	SIPURI        string
+	Scheme        Scheme // mobile node's scheme (default: the topology's)
+	MNHAKey       Key
+	AutoAnswer    bool
+	AutoAttach    bool // attach to the start link at boot (default true)
+	StaticAddr    netip.Addr
 	WatchUnderlay bool
 }
 

@@ -111,8 +111,8 @@ type hookBox struct{ h RouterHook }
 
 type routerCounters struct {
 	framesIn, framesOut, forwarded, local, toTun, fromTun *atomic.Uint64
-	icmpSent, icmpLimited, keepIn                          *atomic.Uint64
-	drop                                                   map[string]*atomic.Uint64
+	icmpSent, icmpLimited, keepIn                         *atomic.Uint64
+	drop                                                  map[string]*atomic.Uint64
 }
 
 var routerDropReasons = []string{
@@ -868,4 +868,3 @@ func (r *Router) Status() RouterStatus {
 	}
 	return s
 }
-
