@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/node"
@@ -39,7 +38,6 @@ type Lab struct {
 
 	opts   Options
 	mu     sync.Mutex
-	byEP   map[netip.AddrPort]string
 	netems map[string]*overlay.Netem
 	spare  map[string]overlay.Bind // opened binds not yet owned by a node
 }
@@ -60,7 +58,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	l := &Lab{Topo: topo, Nodes: map[string]*node.Node{}, opts: o, byEP: map[netip.AddrPort]string{}, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{}}
+	l := &Lab{Topo: topo, Nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{}}
 	binds := map[string]*openedBind{}
 	endpoints := map[string]netip.AddrPort{}
 	for _, nc := range topo.Nodes {
@@ -74,13 +72,12 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 		binds[nc.Name] = &openedBind{Bind: sb, fns: fns, port: port}
 		l.spare[nc.Name] = sb
 		endpoints[nc.Name] = ep
-		l.byEP[ep] = nc.Name
 	}
 	zero := uint16(0)
 	for i, nc := range topo.Nodes {
 		var b overlay.Bind = binds[nc.Name]
 		if !o.NoDelay {
-			ne := overlay.NewNetem(b, l.shapeFrom(nc.Name), o.Seed*1000+uint64(i))
+			ne := overlay.NewNetem(b, node.TopologyShape(topo, nc.Name, endpoints), o.Seed*1000+uint64(i))
 			l.netems[nc.Name] = ne
 			b = ne
 		}
@@ -125,36 +122,6 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 		}
 	}
 	return l, nil
-}
-
-// shapeFrom returns the emulated delay and loss of frames that node from
-// sends: the backbone pair's between routers, the current access link's
-// between a host and its router.
-func (l *Lab) shapeFrom(from string) overlay.Shape {
-	return func(to netip.AddrPort) (time.Duration, float64) {
-		dest, ok := l.byEP[to]
-		if !ok {
-			return 0, 0
-		}
-		a, b := l.Topo.NodeByName(from), l.Topo.NodeByName(dest)
-		if a.Role.IsRouter() && b.Role.IsRouter() {
-			return l.Topo.BackboneDelay(from, dest)
-		}
-		host := from
-		if a.Role.IsRouter() {
-			host = dest
-		}
-		n := l.Nodes[host]
-		if n == nil || n.Host == nil {
-			return 0, 0
-		}
-		hl, ok := n.Host.CurrentLink()
-		if !ok {
-			return 0, 0
-		}
-		lk := l.Topo.LinkByName(hl.Name)
-		return lk.Delay, lk.Loss
-	}
 }
 
 // Node returns the node called name; it panics on a name the topology lacks,

@@ -282,10 +282,10 @@ func (h *Host) solicitRouter() {
 		return
 	}
 	ll := LinkLocal(h.cfg.Name, s.link.Name)
-	rs, err := buildRS(ll, h.ll)
-	if err == nil {
+	sent := false
+	if rs, err := buildRS(ll, h.ll); err == nil {
 		h.m.Add("nd.rs.out", 1)
-		h.sendFrame(s.link, rs)
+		sent = h.sendFrame(s.link, rs)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -293,8 +293,20 @@ func (h *Host) solicitRouter() {
 		return
 	}
 	h.rsCount++
+	// A network that has just come up often loses the first packets (no
+	// route yet, or a device still activating), so the first retries come
+	// quickly: 50 ms, 100 ms, then RSInterval three times, then every 2 s.
+	// Faster than RFC 4861's 4 s, in the spirit of RFC 6059's quick
+	// reattachment; a lost solicitation must not cost a handover seconds.
 	next := h.cfg.RSInterval
-	if h.rsCount >= 5 {
+	switch {
+	case !sent:
+		next = 20 * time.Millisecond // not routable yet
+	case h.rsCount == 1:
+		next = min(50*time.Millisecond, h.cfg.RSInterval)
+	case h.rsCount == 2:
+		next = min(100*time.Millisecond, h.cfg.RSInterval)
+	case h.rsCount >= 5:
 		next = 2 * time.Second
 	}
 	h.rsTimer = h.clk.AfterFunc(next, h.solicitRouter)
@@ -318,7 +330,7 @@ func (h *Host) keepalive() {
 }
 
 // sendFrame sends one packet on link l (control path).
-func (h *Host) sendFrame(l HostLink, pkt []byte) {
+func (h *Host) sendFrame(l HostLink, pkt []byte) bool {
 	p := NewPacket(pkt)
 	b := p.frame(&FrameHeader{Type: FrameTypePacket, LinkID: l.ID, Src: h.ll})
 	if h.tap.Tapping() {
@@ -326,9 +338,10 @@ func (h *Host) sendFrame(l HostLink, pkt []byte) {
 	}
 	if err := h.bind.Send([][]byte{b}, l.Router); err != nil {
 		h.drop("underlay.send")
-		return
+		return false
 	}
 	h.c.framesOut.Add(1)
+	return true
 }
 
 // Send sends a packet the host (its mobility engine) originates, as it is,

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -9,8 +10,9 @@ import (
 	"time"
 )
 
-// Shape tells Netem the one-way delay and loss towards a peer.
-type Shape func(to netip.AddrPort) (delay time.Duration, loss float64)
+// Shape tells Netem the one-way delay and loss of a frame of link linkID
+// (0: the backbone) sent to peer to.
+type Shape func(to netip.AddrPort, linkID uint32) (delay time.Duration, loss float64)
 
 // Netem wraps a Bind with emulated one-way delay and random loss on the
 // sending side, like tc netem does for the namespace testbed. It copies
@@ -71,7 +73,15 @@ func (q *delayQueue) Pop() any {
 var netemSeq atomic.Uint64
 
 func (n *Netem) Send(bufs [][]byte, to netip.AddrPort) error {
-	delay, loss := n.shape(to)
+	if len(bufs) == 0 {
+		return nil
+	}
+	// Frames to one peer all belong to one link; the first one tells which.
+	var id uint32
+	if len(bufs[0]) >= 8 {
+		id = binary.BigEndian.Uint32(bufs[0][4:8])
+	}
+	delay, loss := n.shape(to, id)
 	if delay <= 0 && loss <= 0 {
 		return n.Bind.Send(bufs, to)
 	}

@@ -1,0 +1,87 @@
+// Command node plays every role of the Mobile IPv6 testbed: home agent,
+// access router (HA2R), mobile node and correspondent. See `node --help`.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/ha2r/mip6testbed/config"
+)
+
+const usage = `node: a userspace Mobile IPv6 testbed (RFC 6275 and the HA2R scheme)
+
+Usage:
+  node run --config FILE --name NAME [flags]   run one node of a topology
+  node --role ROLE --config FILE --name NAME   the same, refusing a role the file contradicts
+  node status [--name NAME | --control PATH] [--json]
+                                               ask a running node for its links, addresses,
+                                               neighbours, routes and counters
+  node handover --to LINK [--name NAME | --control PATH]
+                                               move a running mobile node to another access link
+
+Run 'node COMMAND --help' for the flags of a command.
+Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// exitCode is carried by errors that want a particular exit status.
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e *exitCode) Error() string { return e.err.Error() }
+func (e *exitCode) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitCode{2, fmt.Errorf(format, args...)}
+}
+
+func run(args []string) int {
+	var err error
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+		fmt.Print(usage)
+		return 0
+	case args[0] == "run":
+		err = cmdRun(args[1:], "")
+	case args[0] == "status":
+		err = cmdStatus(args[1:])
+	case args[0] == "handover":
+		err = cmdHandover(args[1:])
+	case args[0] == "testbed-plan":
+		err = cmdPlan(args[1:])
+	case len(args[0]) > 0 && args[0][0] == '-':
+		// node --role ROLE --config FILE --name NAME
+		err = cmdRun(args, "role")
+	default:
+		fmt.Fprintf(os.Stderr, "node: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "node:", err)
+	var ec *exitCode
+	var ce *config.Error
+	switch {
+	case errors.As(err, &ec):
+		return ec.code
+	case errors.As(err, &ce):
+		return 2
+	}
+	return 1
+}
+
+var errHelp = errors.New("help shown")

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/control"
+	"github.com/ha2r/mip6testbed/node"
+	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/pcap"
+	"github.com/ha2r/mip6testbed/tun"
+)
+
+func cmdRun(args []string, mode string) error {
+	synopsis := "node run --config FILE --name NAME [flags]"
+	if mode == "role" {
+		synopsis = "node --role ROLE --config FILE --name NAME [flags]"
+	}
+	fs := newFlags("run", synopsis)
+	cfgPath := fs.String("config", "", "the topology file (YAML) that every node of the deployment shares (required)")
+	name := fs.String("name", "", "which node of the topology this process is (required)")
+	role := fs.String("role", "", "the role this node must have in the file: ha, ar, mn or cn (refused if the file disagrees)")
+	backend := fs.String("backend", "auto", "device backend: auto (kernel TUN when /dev/net/tun and CAP_NET_ADMIN are there, else userspace), kernel or userspace")
+	tunName := fs.String("tun", "", "name of the kernel TUN interface (default mip6N)")
+	ctlPath := fs.String("control", "", "control socket for node status/handover/call (default "+control.DefaultPath("NAME")+")")
+	pcapPath := fs.String("pcap", "", "write every IPv6 packet this node sends and receives to this pcap file (raw IPv6 link type)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	noWatch := fs.Bool("no-watch", false, "hosts: do not switch access links when underlay networks appear or disappear")
+	emulate := fs.Bool("emulate-delays", false, "apply the topology's link delays and losses to what this node sends, in userspace (for testbeds without tc netem)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("run: unexpected argument %q", fs.Arg(0))
+	}
+	if *cfgPath == "" || *name == "" {
+		return usageErr("run: --config and --name are required (see node run --help)")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageErr("run: --log-level %q: use debug, info, warn or error", *logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	topo, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	nc := topo.NodeByName(*name)
+	if nc == nil {
+		return usageErr("%s has no node called %q", *cfgPath, *name)
+	}
+	if *role != "" && config.Role(*role) != nc.Role {
+		return &config.Error{File: topo.File, Line: nc.Line, Field: "role",
+			Msg: fmt.Sprintf("node %s is a %s in this file, not a %s; fix --role or the file", nc.Name, nc.Role, *role)}
+	}
+	switch *backend {
+	case tun.BackendAuto, tun.BackendKernel, tun.BackendUserspace:
+	default:
+		return usageErr("run: --backend %q: use auto, kernel or userspace", *backend)
+	}
+
+	n, err := node.New(topo, *name, node.Options{Backend: *backend, TunName: *tunName, Log: log, EmulateDelays: *emulate})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if *pcapPath != "" {
+		w, err := pcap.Create(*pcapPath)
+		if err != nil {
+			return fmt.Errorf("creating capture: %w", err)
+		}
+		n.SetTap(func(_ overlay.Direction, _ uint32, at time.Time, pkt []byte) { w.WritePacket(at, pkt) })
+		n.AddCloser(w.Close)
+	}
+	path := *ctlPath
+	if path == "" {
+		path = control.DefaultPath(*name)
+	}
+	srv, err := control.Listen(path)
+	if err != nil {
+		return err
+	}
+	n.AddCloser(srv.Close)
+	registerControl(srv, n)
+	go srv.Serve(n.Context())
+
+	if err := n.Start(!*noWatch); err != nil {
+		return err
+	}
+	backendName := "none"
+	if n.Dev != nil {
+		backendName = n.Status().Backend
+		if backendName == tun.BackendUserspace && n.Host != nil {
+			log.Warn("no kernel TUN here (needs root or CAP_NET_ADMIN): the node runs on a userspace stack that only its own services (SIP, calls) can use")
+		}
+	}
+	log.Info("node running", "role", nc.Role, "device", backendName, "underlay_port", port(n), "control", path)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+func port(n *node.Node) uint16 {
+	if n.Router != nil {
+		return n.Router.Port()
+	}
+	return n.Host.Port()
+}
+
+// registerControl answers the control commands every node knows.
+func registerControl(srv *control.Server, n *node.Node) {
+	srv.Handle("status", func(context.Context, map[string]string) (any, error) {
+		return n.Status(), nil
+	})
+	srv.Handle("handover", func(ctx context.Context, args map[string]string) (any, error) {
+		link := args["to"]
+		start := time.Now()
+		if err := n.Handover(link); err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		att, err := n.WaitAttached(ctx, link)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"link": att.Link.Name, "address": att.Address, "prefix": att.Prefix.String(), "took_ms": float64(time.Since(start).Microseconds()) / 1000}, nil
+	})
+}

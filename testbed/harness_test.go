@@ -1,0 +1,155 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+var nodeBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() != 0 {
+			return m.Run()
+		}
+		dir, err := os.MkdirTemp("", "mip6-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		nodeBin = filepath.Join(dir, "node")
+		out, err := exec.Command("go", "build", "-o", nodeBin, "../cmd/node").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building node: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// requireRoot skips (or, in CI, fails) a test that needs root and tools.
+func requireRoot(t *testing.T, tools ...string) {
+	t.Helper()
+	strict := os.Getenv("MIP6_REQUIRE_ROOT_TESTS") == "1"
+	miss := func(why string) {
+		if strict {
+			t.Fatalf("root test cannot run: %s (MIP6_REQUIRE_ROOT_TESTS=1 forbids skipping)", why)
+		}
+		t.Skip(why)
+	}
+	if runtime.GOOS != "linux" {
+		miss("network namespaces need Linux")
+	}
+	if os.Geteuid() != 0 {
+		miss("needs root for network namespaces and kernel TUN")
+	}
+	for _, tool := range append([]string{"ip", "tc"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			miss(tool + " is not installed")
+		}
+	}
+}
+
+// bed is one running scripts/testbed.sh instance.
+type bed struct {
+	t   *testing.T
+	id  string
+	dir string
+}
+
+var bedSeq int
+
+func startBed(t *testing.T, topo string) *bed {
+	t.Helper()
+	bedSeq++
+	b := &bed{t: t, id: fmt.Sprintf("t%d%d", os.Getpid()%10000, bedSeq)}
+	b.dir = filepath.Join(t.TempDir(), "bed")
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(b.dir, "*.log"))
+			for _, l := range logs {
+				data, _ := os.ReadFile(l)
+				t.Logf("--- %s\n%s", filepath.Base(l), lastLines(string(data), 15))
+			}
+		}
+		b.script("down")
+	})
+	if out, err := b.script("start", topo); err != nil {
+		t.Fatalf("testbed start: %v\n%s", err, out)
+	}
+	return b
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (b *bed) script(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "../scripts/testbed.sh", args...)
+	cmd.Env = append(os.Environ(), "TESTBED_ID="+b.id, "TESTBED_DIR="+b.dir, "NODE_BIN="+nodeBin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// exec runs a command in a node's namespace.
+func (b *bed) exec(timeout time.Duration, node string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", b.id + "-" + node}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// hostStatus is the part of `node status --json` the tests read.
+type hostStatus struct {
+	Host struct {
+		Link     string `json:"link"`
+		Attached bool   `json:"attached"`
+		Address  string `json:"address"`
+		Prefix   string `json:"prefix"`
+	} `json:"host"`
+	Counters map[string]uint64 `json:"counters"`
+}
+
+func (b *bed) status(node string) (hostStatus, error) {
+	var st hostStatus
+	out, err := exec.Command(nodeBin, "status", "--control", filepath.Join(b.dir, node+".sock"), "--json").Output()
+	if err != nil {
+		return st, err
+	}
+	err = json.Unmarshal(out, &st)
+	return st, err
+}
+
+// waitAttached polls a host until it is attached to link, and returns its
+// status and how long that took.
+func (b *bed) waitAttached(node, link string, limit time.Duration) (hostStatus, time.Duration) {
+	b.t.Helper()
+	start := time.Now()
+	for {
+		st, err := b.status(node)
+		if err == nil && st.Host.Attached && st.Host.Link == link {
+			return st, time.Since(start)
+		}
+		if time.Since(start) > limit {
+			b.t.Fatalf("%s not attached to %s after %v (last status %+v, err %v)", node, link, limit, st.Host, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,139 @@
+package testbed
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The overlay on kernel TUNs: ping and iperf3 between hosts under different
+// access routers of fig4, then an underlay switch (Wi-Fi A off, Wi-Fi B on)
+// after which the host is on the other access link, with an address from
+// its prefix, within a second, and reachable there.
+func TestKernelOverlayFig4(t *testing.T) {
+	requireRoot(t, "ping", "iperf3")
+	b := startBed(t, "../examples/fig4.yaml")
+	mn1, _ := b.waitAttached("mn1", "ar1", 10*time.Second)
+	mn2, _ := b.waitAttached("mn2", "ar2", 10*time.Second)
+
+	out, err := b.exec(20*time.Second, "mn1", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", mn2.Host.Address)
+	if err != nil || !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping mn1 -> mn2 failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "ttl=62") {
+		t.Errorf("expected hop limit 62 after two routers:\n%s", out)
+	}
+
+	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-1", "-D", "-B", mn2.Host.Address); err != nil {
+		t.Fatalf("iperf3 server: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	out, err = b.exec(60*time.Second, "mn1", "iperf3", "-c", mn2.Host.Address, "-t", "3", "-J")
+	if err != nil {
+		t.Fatalf("iperf3: %v\n%s", err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				Bytes float64 `json:"bytes"`
+				Bps   float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.End.SumReceived.Bytes == 0 {
+		t.Fatalf("iperf3 moved nothing: %v\n%s", err, out)
+	}
+	t.Logf("iperf3 mn1 -> mn2 over a 38 ms path: %.0f Mbit/s", res.End.SumReceived.Bps/1e6)
+
+	if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
+		t.Fatalf("switch: %v\n%s", err, out)
+	}
+	st, took := b.waitAttached("mn1", "ar1p", 5*time.Second)
+	t.Logf("mn1 on ar1p as %s %v after the underlay switch", st.Host.Address, took)
+	if took > time.Second {
+		t.Errorf("attach after the underlay switch took %v, want within 1 s", took)
+	}
+	addr, err := netip.ParseAddr(st.Host.Address)
+	if err != nil || !netip.MustParsePrefix("2001:db8:12::/64").Contains(addr) {
+		t.Errorf("address %q is not from ar1p's prefix", st.Host.Address)
+	}
+	if addr.String() == mn1.Host.Address {
+		t.Error("the address did not change with the link")
+	}
+	if st.Counters["attach.underlay_change"] != 1 {
+		t.Errorf("attach.underlay_change = %d, want 1 (the switch was seen over netlink)", st.Counters["attach.underlay_change"])
+	}
+	out, err = b.exec(20*time.Second, "mn2", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", st.Host.Address)
+	if err != nil || !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping to mn1's new address failed: %v\n%s", err, out)
+	}
+}
+
+// SIGTERM and SIGINT shut a node down cleanly: it exits 0 and the
+// addresses and routes it added are gone.
+func TestNodeShutdownCleansUp(t *testing.T) {
+	requireRoot(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ns := "t" + strings.ReplaceAll(sig.String(), " ", "")[:4] + "shut"
+			exec.Command("ip", "netns", "del", ns).Run()
+			if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+				t.Fatalf("%v %s", err, out)
+			}
+			defer exec.Command("ip", "netns", "del", ns).Run()
+			exec.Command("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up").Run()
+			sock := filepath.Join(t.TempDir(), "r1.sock")
+			cmd := exec.Command("ip", "netns", "exec", ns, nodeBin, "run", "--config", "../examples/two-node.yaml",
+				"--name", "r1", "--backend", "kernel", "--tun", "mip6t0", "--control", sock)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			for i := 0; ; i++ {
+				if _, err := os.Stat(sock); err == nil {
+					break
+				}
+				if i > 200 {
+					t.Fatal("node did not start")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			show := func(args ...string) string {
+				out, _ := exec.Command("ip", append([]string{"netns", "exec", ns, "ip", "-6"}, args...)...).CombinedOutput()
+				return string(out)
+			}
+			if a := show("addr", "show"); !strings.Contains(a, "2001:db8:100::1/128") {
+				t.Fatalf("the router's address is not on its TUN:\n%s", a)
+			}
+			if r := show("route", "show"); !strings.Contains(r, "2001:db8:100::/64 dev mip6t0") {
+				t.Fatalf("the overlay route is missing:\n%s", r)
+			}
+			cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("node exited with %v after %v", err, sig)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("node did not exit after %v", sig)
+			}
+			if a := show("addr", "show"); strings.Contains(a, "2001:db8:") {
+				t.Errorf("addresses left behind:\n%s", a)
+			}
+			if r := show("route", "show"); strings.Contains(r, "2001:db8:") {
+				t.Errorf("routes left behind:\n%s", r)
+			}
+			if _, err := os.Stat(sock); err == nil {
+				t.Error("control socket left behind")
+			}
+		})
+	}
+}
