@@ -33,8 +33,10 @@ func cmdPlan(args []string) error {
 	return writePlan(os.Stdout, topo)
 }
 
-func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64) }
-func pct(f float64) string      { return strconv.FormatFloat(f*100, 'f', -1, 64) }
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64)
+}
+func pct(f float64) string { return strconv.FormatFloat(f*100, 'f', -1, 64) }
 
 func writePlan(w io.Writer, topo *config.Topology) error {
 	routers := topo.Routers()
