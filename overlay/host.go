@@ -381,6 +381,7 @@ func (h *Host) receiveLoop(fn ReceiveFunc) {
 	sizes := make([]int, bs)
 	from := make([]netip.AddrPort, bs)
 	var toTun [][]byte
+	p := new(Packet) // reused: hooks see a pointer, so it must not be per packet
 	for {
 		n, err := fn(rbufs, sizes, from)
 		if err != nil {
@@ -409,7 +410,7 @@ func (h *Host) receiveLoop(fn ReceiveFunc) {
 			if fh.Type != FrameTypePacket {
 				continue
 			}
-			p := Packet{Buf: bufs[i], Off: Headroom + FrameHeaderLen, Len: sizes[i] - FrameHeaderLen}
+			*p = Packet{Buf: bufs[i], Off: Headroom + FrameHeaderLen, Len: sizes[i] - FrameHeaderLen}
 			data, err := ip6.Check(p.Data())
 			if err != nil {
 				h.drop("ipv6.malformed")
@@ -425,7 +426,7 @@ func (h *Host) receiveLoop(fn ReceiveFunc) {
 				continue
 			}
 			if hb := h.hook.Load(); hb != nil {
-				if hb.h.Inbound(&p) == Consumed {
+				if hb.h.Inbound(p) == Consumed {
 					continue
 				}
 			}
@@ -569,6 +570,7 @@ func (h *Host) tunLoop() {
 	}
 	sizes := make([]int, bs)
 	out := make([][]byte, 0, bs)
+	p := new(Packet)
 	for {
 		n, err := h.dev.Read(bufs, sizes, Headroom)
 		if err != nil && !errors.Is(err, tun.ErrTooManySegments) {
@@ -591,7 +593,7 @@ func (h *Host) tunLoop() {
 			now = h.clk.Now()
 		}
 		for i := 0; i < n; i++ {
-			p := Packet{Buf: bufs[i], Off: Headroom, Len: sizes[i]}
+			*p = Packet{Buf: bufs[i], Off: Headroom, Len: sizes[i]}
 			data, err := ip6.Check(p.Data())
 			if err != nil {
 				h.drop("ipv6.malformed")
@@ -602,7 +604,7 @@ func (h *Host) tunLoop() {
 				h.drop("multicast")
 				continue
 			}
-			if hb != nil && hb.h.Outbound(&p) == Consumed {
+			if hb != nil && hb.h.Outbound(p) == Consumed {
 				continue
 			}
 			if s.att.MTU > 0 && p.Len > s.att.MTU {

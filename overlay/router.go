@@ -290,6 +290,7 @@ type rx struct {
 	from  netip.AddrPort
 	depth int
 	fwd   bool // the packet being routed is forwarded: its hop limit was decremented
+	pkt   Packet
 }
 
 func (r *Router) receiveLoop(fn ReceiveFunc) {
@@ -370,7 +371,9 @@ func (r *Router) handleFrame(buf []byte, size int, now time.Time, st *rx) {
 		r.c.keepIn.Add(1)
 		return
 	}
-	p := Packet{Buf: buf, Off: Headroom + FrameHeaderLen, Len: size - FrameHeaderLen}
+	// The Packet lives in st, not on the heap: hooks see a pointer to it.
+	p := &st.pkt
+	*p = Packet{Buf: buf, Off: Headroom + FrameHeaderLen, Len: size - FrameHeaderLen}
 	data, err := ip6.Check(p.Data())
 	if err != nil {
 		r.drop("ipv6.malformed")
@@ -380,7 +383,7 @@ func (r *Router) handleFrame(buf []byte, size int, now time.Time, st *rx) {
 	if r.tap.Tapping() {
 		r.tap.see(In, fh.LinkID, now, p.Data())
 	}
-	r.input(&p, in, fh.Src, st)
+	r.input(p, in, fh.Src, st)
 }
 
 // input processes a packet that arrived on link in (nil: backbone).
@@ -781,7 +784,8 @@ func (r *Router) tunLoop() {
 		}
 		r.c.fromTun.Add(uint64(n))
 		for i := 0; i < n; i++ {
-			p := Packet{Buf: bufs[i], Off: Headroom, Len: sizes[i]}
+			p := &st.pkt
+			*p = Packet{Buf: bufs[i], Off: Headroom, Len: sizes[i]}
 			data, err := ip6.Check(p.Data())
 			if err != nil {
 				r.drop("ipv6.malformed")
@@ -792,7 +796,7 @@ func (r *Router) tunLoop() {
 				r.drop("multicast")
 				continue
 			}
-			r.route(&p, &st)
+			r.route(p, &st)
 		}
 		r.flush(&st)
 	}

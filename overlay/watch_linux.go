@@ -18,7 +18,9 @@ func (h *Host) WatchUnderlay(ctx context.Context) error {
 	err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
 		ListExisting: true,
 		ErrorCallback: func(err error) {
-			h.log.Warn("underlay watch", "err", err)
+			if ctx.Err() == nil { // closing the subscription at shutdown is no news
+				h.log.Warn("underlay watch", "err", err)
+			}
 		},
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ func cmdRun(args []string, mode string) error {
 	pcapPath := fs.String("pcap", "", "write every IPv6 packet this node sends and receives to this pcap file (raw IPv6 link type)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	noWatch := fs.Bool("no-watch", false, "hosts: do not switch access links when underlay networks appear or disappear")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the node to this file (for performance work)")
 	emulate := fs.Bool("emulate-delays", false, "apply the topology's link delays and losses to what this node sends, in userspace (for testbeds without tc netem)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -47,6 +49,16 @@ func cmdRun(args []string, mode string) error {
 		return usageErr("run: --log-level %q: use debug, info, warn or error", *logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("creating CPU profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	topo, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
