@@ -244,9 +244,9 @@ func FuzzRouterInput(f *testing.F) {
 type nopBind struct{}
 
 func (nopBind) Open(uint16) ([]ReceiveFunc, uint16, error) { return nil, 0, nil }
-func (nopBind) Send([][]byte, netip.AddrPort) error         { return nil }
-func (nopBind) BatchSize() int                              { return 8 }
-func (nopBind) Close() error                                { return nil }
+func (nopBind) Send([][]byte, netip.AddrPort) error        { return nil }
+func (nopBind) BatchSize() int                             { return 8 }
+func (nopBind) Close() error                               { return nil }
 
 // FuzzND feeds arbitrary neighbour discovery messages to a host and to a
 // router's ND handling.

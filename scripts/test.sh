@@ -24,6 +24,7 @@ if [ "$FUZZTIME" != 0 ]; then
 	echo "== fuzzing, $FUZZTIME per target"
 	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
 		pkg=./$(dirname "${f#./}")
+		# shellcheck disable=SC2013 # one identifier per line
 		for name in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$f"); do
 			echo "-- $pkg $name"
 			go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg"
