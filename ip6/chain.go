@@ -3,6 +3,7 @@ package ip6
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 )
 
 // MaxExtHeaders bounds how many extension headers Walk follows; a chain
@@ -112,4 +113,58 @@ func (c *Chain) NextHeaderOffset(i int) int {
 		return 6
 	}
 	return c.Headers[i-1].Off
+}
+
+// Ext is one extension header for Compose: its protocol number and its bytes
+// (the first byte, Next Header, is filled in by Compose).
+type Ext struct {
+	Proto uint8
+	Data  []byte
+}
+
+// Compose builds a packet: the fixed header f, the extension headers in
+// order, then the upper-layer payload of protocol upper. Next Header fields
+// and the payload length are filled in.
+func Compose(f Fields, exts []Ext, upper uint8, payload []byte) []byte {
+	n := len(payload)
+	for _, e := range exts {
+		n += len(e.Data)
+	}
+	b := make([]byte, HeaderLen, HeaderLen+n)
+	if len(exts) > 0 {
+		f.NextHeader = exts[0].Proto
+	} else {
+		f.NextHeader = upper
+	}
+	f.PayloadLen = n
+	f.Put(b)
+	for i, e := range exts {
+		start := len(b)
+		b = append(b, e.Data...)
+		if i+1 < len(exts) {
+			b[start] = exts[i+1].Proto
+		} else {
+			b[start] = upper
+		}
+	}
+	return append(b, payload...)
+}
+
+// Encapsulate returns inner wrapped in an outer IPv6 header from src to dst
+// (RFC 2473: next header 41, inner packet unchanged).
+func Encapsulate(src, dst netip.Addr, hopLimit uint8, inner []byte) []byte {
+	return Build(Fields{NextHeader: ProtoIPv6, HopLimit: hopLimit, Src: src, Dst: dst}, inner)
+}
+
+// ErrNotTunnel is returned by Decapsulate for a packet that is not
+// IPv6-in-IPv6.
+var ErrNotTunnel = errors.New("ip6: not an IPv6-in-IPv6 packet")
+
+// Decapsulate returns the inner packet of an IPv6-in-IPv6 packet whose outer
+// header has no extension headers.
+func Decapsulate(pkt []byte) ([]byte, error) {
+	if len(pkt) < HeaderLen || pkt[6] != ProtoIPv6 {
+		return nil, ErrNotTunnel
+	}
+	return Check(pkt[HeaderLen:])
 }

@@ -7,10 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
+		"strings"
 	"testing"
 	"time"
+
+	"github.com/ha2r/mip6testbed/internal/testenv"
 )
 
 var nodeBin string
@@ -40,24 +41,7 @@ func TestMain(m *testing.M) {
 // requireRoot skips (or, in CI, fails) a test that needs root and tools.
 func requireRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	strict := os.Getenv("MIP6_REQUIRE_ROOT_TESTS") == "1"
-	miss := func(why string) {
-		if strict {
-			t.Fatalf("root test cannot run: %s (MIP6_REQUIRE_ROOT_TESTS=1 forbids skipping)", why)
-		}
-		t.Skip(why)
-	}
-	if runtime.GOOS != "linux" {
-		miss("network namespaces need Linux")
-	}
-	if os.Geteuid() != 0 {
-		miss("needs root for network namespaces and kernel TUN")
-	}
-	for _, tool := range append([]string{"ip", "tc"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			miss(tool + " is not installed")
-		}
-	}
+	testenv.RequireRoot(t, tools...)
 }
 
 // bed is one running scripts/testbed.sh instance.
