@@ -154,6 +154,25 @@ func (d *decoder) str(m map[string]field, key string) string {
 	return s
 }
 
+// choice reads one of a fixed set of words (def when absent).
+func (d *decoder) choice(m map[string]field, key, def string, allowed ...string) string {
+	f, ok := m[key]
+	if !ok {
+		return def
+	}
+	s, ok := d.scalar(f)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	d.errorf(f.val.Line, f.path, "%q is not one of: %s", s, strings.Join(allowed, ", "))
+	return def
+}
+
 func (d *decoder) integer(m map[string]field, key string, min, max int64) (int64, bool) {
 	f, ok := m[key]
 	if !ok {

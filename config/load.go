@@ -60,7 +60,7 @@ func Parse(name string, data []byte) (*Topology, error) {
 }
 
 func (d *decoder) topology(root *yaml.Node) *Topology {
-	m := d.mapping(root, "", "name", "mtu", "scheme", "ha2r_key_seed", "timers", "links", "nodes", "backbone")
+	m := d.mapping(root, "", "name", "mtu", "scheme", "ha2r_key_seed", "timers", "mobility", "links", "nodes", "backbone")
 	t := &Topology{File: d.file, Name: d.str(m, "name"), Scheme: SchemeHA2R}
 	t.MTU = DefaultMTU
 	if v, ok := d.integer(m, "mtu", 1280, 65000); ok {
@@ -77,6 +77,13 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 		Keepalive:  d.duration(tm, "keepalive", DefaultKeepalive),
 		RAInterval: d.duration(tm, "ra_interval", DefaultRAInterval),
 		RSInterval: d.duration(tm, "rs_interval", DefaultRSInterval),
+	}
+	mm := d.mapping(m["mobility"].val, "mobility", "rr_trigger", "anchor_idle", "mn_auth", "home_lifetime")
+	t.Mobility = MobilityOptions{
+		RRTrigger:    d.choice(mm, "rr_trigger", "tunnelled", "tunnelled", "first_packet", "both", "never"),
+		AnchorIdle:   d.duration(mm, "anchor_idle", 30*time.Second),
+		MNAuth:       d.choice(mm, "mn_auth", "attach", "attach", "first_session"),
+		HomeLifetime: d.duration(mm, "home_lifetime", 420*time.Second),
 	}
 	d.require(m, root, "", "links", "nodes")
 	for _, f := range d.list(m, "links") {

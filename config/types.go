@@ -42,6 +42,7 @@ type Topology struct {
 	// HA2RKeySeed, when set, derives every HA-HA2R security association.
 	HA2RKeySeed []byte
 	Timers      Timers
+	Mobility    MobilityOptions
 
 	linkByName map[string]*Link
 	nodeByName map[string]*Node
@@ -52,6 +53,22 @@ type Timers struct {
 	Keepalive  time.Duration // host keepalives to hold NAT mappings (25 s)
 	RAInterval time.Duration // unsolicited Router Advertisements
 	RSInterval time.Duration // Router Solicitation retransmission while attaching
+}
+
+// MobilityOptions tune the mobility engines.
+type MobilityOptions struct {
+	// RRTrigger: when a standard mobile node starts Return Routability:
+	// "tunnelled" (a packet from the peer came through the home agent, as
+	// in the paper), "first_packet", "both" or "never".
+	RRTrigger string
+	// AnchorIdle: how long an old care-of address may carry no traffic
+	// before the mobile node releases its HA2R anchor.
+	AnchorIdle time.Duration
+	// MNAuth: "attach" (authenticate to an HA2R on attaching) or
+	// "first_session" (when the first session uses the care-of address).
+	MNAuth string
+	// HomeLifetime is the lifetime mobile nodes request from home agents.
+	HomeLifetime time.Duration
 }
 
 // Link is an access link: a virtual link served by one router.

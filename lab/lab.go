@@ -174,3 +174,13 @@ func (l *Lab) Close() {
 		b.Close()
 	}
 }
+
+// UseScheme sets the mobility scheme of every mobile node of topo.
+func UseScheme(topo *config.Topology, scheme config.Scheme) {
+	topo.Scheme = scheme
+	for _, n := range topo.Nodes {
+		if n.Role == config.RoleMN {
+			n.Scheme = scheme
+		}
+	}
+}

@@ -603,6 +603,18 @@ func (r *Router) icmpError(typ, code uint8, param uint32, invoking []byte) {
 	r.Send(buildICMPError(typ, code, param, r.cfg.Address, invoking))
 }
 
+// ParamProblem sends an ICMPv6 Parameter Problem (code 0, erroneous header
+// field) about invoking, pointing at byte pointer of it (RFC 4443 3.4).
+func (r *Router) ParamProblem(pointer uint32, invoking []byte) {
+	r.icmpError(icmpParamProblem, codeErrHeaderFld, pointer, invoking)
+}
+
+// PacketTooBig tells the source of invoking that mtu is the most that fits
+// (a tunnel entry point's answer, RFC 2473 7.1).
+func (r *Router) PacketTooBig(mtu int, invoking []byte) {
+	r.icmpError(icmpPacketTooBig, 0, uint32(mtu), invoking)
+}
+
 // resolve queues a packet for an on-link destination whose link-layer
 // address is unknown and solicits it.
 func (r *Router) resolve(l *accessLink, dst netip.Addr, data []byte, fwd bool) {

@@ -157,7 +157,7 @@ func mhPacket(src, dst netip.Addr) []byte {
 }
 
 func TestAHProtectOpen(t *testing.T) {
-	sa := DeriveHA2RSA([]byte("operator seed, sixteen+ bytes"), "ha1", "ar1")
+	sa := DeriveHA2RSA([]byte("operator seed, sixteen+ bytes"), "ha1", "ar1", true)
 	if sa.SPI < 256 || len(sa.Key) != 32 {
 		t.Fatalf("derived SA %+v", sa)
 	}
@@ -202,7 +202,7 @@ func TestAHProtectOpen(t *testing.T) {
 		}
 	}
 	// Unknown SPI.
-	other := DeriveHA2RSA([]byte("another operator seed......"), "ha1", "ar1")
+	other := DeriveHA2RSA([]byte("another operator seed......"), "ha1", "ar1", true)
 	p3, _ := other.Protect(pkt, 7)
 	if _, _, err := Open(p3, lookup); !errors.Is(err, ErrAHSPI) {
 		t.Errorf("unknown SPI: %v", err)
@@ -273,7 +273,7 @@ func TestSealKey(t *testing.T) {
 }
 
 func FuzzAHOpen(f *testing.F) {
-	sa := DeriveHA2RSA([]byte("fuzz seed......................."), "ha1", "ar1")
+	sa := DeriveHA2RSA([]byte("fuzz seed......................."), "ha1", "ar1", true)
 	pkt := mhPacket(netip.MustParseAddr("2001:db8:11::1"), netip.MustParseAddr("2001:db8:1::1"))
 	p, _ := sa.Protect(pkt, 1)
 	f.Add(p)
@@ -324,7 +324,7 @@ func BenchmarkBindingAuthenticator(b *testing.B) {
 }
 
 func BenchmarkAHOpen(b *testing.B) {
-	sa := DeriveHA2RSA([]byte("bench seed......................"), "ha1", "ar1")
+	sa := DeriveHA2RSA([]byte("bench seed......................"), "ha1", "ar1", true)
 	pkt := mhPacket(netip.MustParseAddr("2001:db8:11::1"), netip.MustParseAddr("2001:db8:1::1"))
 	b.ReportAllocs()
 	var w ReplayWindow

@@ -84,17 +84,23 @@ func OpenKey(secret []byte, recipient string, home, careOf netip.Addr, seq uint1
 	return key, nil
 }
 
-// DeriveHA2RSA derives the AH security association between home agent ha
-// and access router ar from the operator's seed (the topology file's
-// ha2r_key_seed): the paper's "each AR and each HA share a secret". The SPI
-// avoids the reserved range 0-255.
-func DeriveHA2RSA(seed []byte, ha, ar string) SA {
+// DeriveHA2RSA derives one direction of the AH security association between
+// home agent ha and access router ar from the operator's seed (the topology
+// file's ha2r_key_seed): the paper's "each AR and each HA share a secret".
+// toHA selects the HA2R-to-home-agent direction. The SPI avoids the
+// reserved range 0-255.
+func DeriveHA2RSA(seed []byte, ha, ar string, toHA bool) SA {
+	dir := "ha->ha2r"
+	if toHA {
+		dir = "ha2r->ha"
+	}
+	label := "\x00" + ha + "\x00" + ar + "\x00" + dir
 	m := hmac.New(sha256.New, seed)
-	m.Write([]byte("mip6 ha-ha2r sa\x00" + ha + "\x00" + ar))
+	m.Write([]byte("mip6 ha-ha2r sa" + label))
 	k := m.Sum(nil)
 	spi := binary.BigEndian.Uint32(k[:4])&0x7fffffff | 0x100
 	m.Reset()
-	m.Write([]byte("mip6 ha-ha2r key\x00" + ha + "\x00" + ar))
+	m.Write([]byte("mip6 ha-ha2r key" + label))
 	return SA{SPI: spi, Key: m.Sum(nil)}
 }
 

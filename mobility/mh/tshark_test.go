@@ -82,7 +82,7 @@ func capturePackets(t *testing.T) [][]byte {
 	req.Options.Set(mh.OptAuth)
 	req.Options.Auth = mh.AuthOption{Subtype: mh.AuthSubtypeMNHA, SPI: 4097}
 	relay := mh.BuildPacket(mh.Addressing{Src: ar, Dst: ha}, 64, req, nil)
-	sa := auth.DeriveHA2RSA([]byte("tshark test seed................"), "ha1", "ar1")
+	sa := auth.DeriveHA2RSA([]byte("tshark test seed................"), "ha1", "ar1", true)
 	withAH, err := sa.Protect(relay, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,216 @@
+package lab
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/ip6"
+	"github.com/ha2r/mip6testbed/overlay"
+)
+
+func startFig4Scheme(t *testing.T, scheme config.Scheme, o Options) *Lab {
+	t.Helper()
+	topo, err := config.Load("../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	UseScheme(topo, scheme)
+	return startTopo(t, topo, o)
+}
+
+// waitCounter waits until a node's counter reaches at least want.
+func waitCounter(t *testing.T, l *Lab, node, counter string, want uint64, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for l.Node(node).Metrics.Get(counter) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s = %d, want >= %d after %v", node, counter, l.Node(node).Metrics.Get(counter), want, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// udpFlow sends datagrams from one node's stack to another's every
+// interval until stopped, and counts what arrives.
+type udpFlow struct {
+	mu       sync.Mutex
+	received int
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startUDPFlow(t *testing.T, l *Lab, from, to string, dst netip.Addr, port uint16, interval time.Duration) *udpFlow {
+	t.Helper()
+	f := &udpFlow{stop: make(chan struct{})}
+	rx, err := l.Userspace(to).ListenUDP(netip.AddrPortFrom(netip.IPv6Unspecified(), port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := l.Userspace(from).DialUDP(netip.AddrPort{}, netip.AddrPortFrom(dst, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wg.Add(2)
+	go func() {
+		defer f.wg.Done()
+		buf := make([]byte, 2000)
+		for {
+			rx.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := rx.Read(buf); err == nil {
+				f.mu.Lock()
+				f.received++
+				f.mu.Unlock()
+			}
+			select {
+			case <-f.stop:
+				rx.Close()
+				return
+			default:
+			}
+		}
+	}()
+	go func() {
+		defer f.wg.Done()
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		for {
+			select {
+			case <-f.stop:
+				tx.Close()
+				return
+			case <-tk.C:
+				tx.Write([]byte("standard mobile ipv6 test datagram"))
+			}
+		}
+	}()
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *udpFlow) close() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	f.wg.Wait()
+}
+
+func (f *udpFlow) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.received
+}
+
+// Fig. 1 of the paper: two mobile nodes away from home exchange traffic,
+// first through both home agents, then, after Return Routability in both
+// directions, directly between their care-of addresses with the Home Address
+// option and the type 2 routing header.
+func TestStandardMIPv6Fig1(t *testing.T) {
+	l := startFig4Scheme(t, config.SchemeStandard, Options{})
+	hoa1, hoa2 := l.Topo.NodeByName("mn1").HomeAddress, l.Topo.NodeByName("mn2").HomeAddress
+	// Home registration first (step 1).
+	waitCounter(t, l, "mn1", "mh.in.BA.home", 1, 5*time.Second)
+	waitCounter(t, l, "mn2", "mh.in.BA.home", 1, 5*time.Second)
+	for _, mn := range []string{"mn1", "mn2"} {
+		st := l.Node(mn).Mobility.MobileNode.Status()
+		if !st.HomeBound || st.AtHome {
+			t.Fatalf("%s not registered: %+v", mn, st)
+		}
+		for _, a := range l.Node(mn).Dev.Addresses() {
+			if a.Prefix.Addr() != st.Home {
+				t.Errorf("%s's applications see %s; only the home address may appear", mn, a.Prefix)
+			}
+		}
+	}
+	coa1, coa2 := l.Node("mn1").Mobility.MobileNode.Status().CareOf, l.Node("mn2").Mobility.MobileNode.Status().CareOf
+
+	// Watch what arrives at mn2 from mn1 on the link: tunnelled or direct.
+	var mu sync.Mutex
+	var direct, tunnelled, directWithHeaders int
+	l.Node("mn2").Host.SetTap(func(d overlay.Direction, _ uint32, _ time.Time, pkt []byte) {
+		if d != overlay.In {
+			return
+		}
+		h := ip6.Header(pkt)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case h.NextHeader() == ip6.ProtoIPv6 && ip6.Header(pkt[ip6.HeaderLen:]).Src() == hoa1:
+			tunnelled++
+		case h.Src() == coa1 && h.Dst() == coa2:
+			direct++
+			var c ip6.Chain
+			if ip6.Walk(pkt, &c) == nil {
+				_, rh := c.Find(ip6.ProtoRouting)
+				_, do := c.Find(ip6.ProtoDstOpts)
+				if rh && do && c.Upper == ip6.ProtoUDP {
+					directWithHeaders++
+				}
+			}
+		}
+	})
+	ha1Before := l.Node("ha1").Metrics.Get("tunnel.decap")
+	ha2Before := l.Node("ha2").Metrics.Get("tunnel.encap")
+
+	f12 := startUDPFlow(t, l, "mn1", "mn2", hoa2, 7000, 20*time.Millisecond)
+	f21 := startUDPFlow(t, l, "mn2", "mn1", hoa1, 7001, 20*time.Millisecond)
+	waitCounter(t, l, "mn1", "rr.completed", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "rr.completed", 1, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	tunBefore, dirBefore := tunnelled, direct
+	mu.Unlock()
+	if tunBefore == 0 {
+		t.Error("no packet went through the home agents before Return Routability")
+	}
+	if l.Node("ha1").Metrics.Get("tunnel.decap") == ha1Before || l.Node("ha2").Metrics.Get("tunnel.encap") == ha2Before {
+		t.Error("the home agents' counters do not show the detour")
+	}
+	time.Sleep(500 * time.Millisecond)
+	ha1Mid, ha2Mid := l.Node("ha1").Metrics.Get("tunnel.decap"), l.Node("ha2").Metrics.Get("tunnel.encap")
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	tunAfter, dirAfter, dirHdr := tunnelled, direct, directWithHeaders
+	mu.Unlock()
+	if tunAfter != tunBefore {
+		t.Errorf("%d more packets came through the tunnel after route optimisation", tunAfter-tunBefore)
+	}
+	if dirAfter-dirBefore < 30 || dirHdr < 30 {
+		t.Errorf("only %d direct packets (%d with HAO and RH2) after route optimisation", dirAfter-dirBefore, dirHdr)
+	}
+	if ha1Mid != l.Node("ha1").Metrics.Get("tunnel.decap") || ha2Mid != l.Node("ha2").Metrics.Get("tunnel.encap") {
+		t.Error("home agents still carry mn1's traffic after route optimisation")
+	}
+	f12.close()
+	f21.close()
+	if f12.count() < 50 || f21.count() < 50 {
+		t.Errorf("datagrams received: %d and %d", f12.count(), f21.count())
+	}
+
+	// The signalling of Fig. 1, message by message, at each mobile node.
+	want := map[string]uint64{
+		"mh.out.BU.home": 1, "mh.in.BA.home": 1,
+		"mh.out.HoTI": 1, "mh.out.CoTI": 1, "mh.in.HoT": 1, "mh.in.CoT": 1, "mh.out.BU": 1, "mh.in.BA": 1,
+		"mh.in.HoTI": 1, "mh.in.CoTI": 1, "mh.out.HoT": 1, "mh.out.CoT": 1, "mh.in.BU": 1, "mh.out.BA": 1,
+	}
+	for _, mn := range []string{"mn1", "mn2"} {
+		m := l.Node(mn).Metrics
+		for k, v := range want {
+			if got := m.Get(k); got != v {
+				t.Errorf("%s: %s = %d, want %d", mn, k, got, v)
+			}
+		}
+	}
+	for _, ha := range []string{"ha1", "ha2"} {
+		m := l.Node(ha).Metrics
+		if m.Get("mh.in.BU.home") != 1 || m.Get("mh.out.BA.home") != 1 {
+			t.Errorf("%s: BU.home in %d, BA.home out %d", ha, m.Get("mh.in.BU.home"), m.Get("mh.out.BA.home"))
+		}
+	}
+	_ = context.Background
+}

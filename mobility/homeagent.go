@@ -1,0 +1,382 @@
+package mobility
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ha2r/mip6testbed/clock"
+	"github.com/ha2r/mip6testbed/ip6"
+	"github.com/ha2r/mip6testbed/mobility/auth"
+	"github.com/ha2r/mip6testbed/mobility/mh"
+	"github.com/ha2r/mip6testbed/overlay"
+)
+
+// Protocol constants (RFC 6275 section 12) this package uses.
+const (
+	MaxRRBindingLifetime  = 420 * time.Second
+	MaxNonceLifetime      = 240 * time.Second
+	MaxTokenLifetime      = 210 * time.Second
+	InitialBindackTimeout = time.Second
+	InitialHomeBindack    = 1500 * time.Millisecond
+	MaxBindackTimeout     = 32 * time.Second
+	MaxUpdateRate         = 3 // Binding Updates per second to one destination
+	DefaultHomeLifetime   = 420 * time.Second
+	DefaultTimestampSkew  = 30 * time.Second
+)
+
+// MNCredential is a mobile node a home agent serves: its home address and
+// its RFC 4285 MN-HA security association.
+type MNCredential struct {
+	Name string
+	Home netip.Addr
+	SPI  uint32
+	Key  []byte
+}
+
+// HomeAgentConfig configures a home agent.
+type HomeAgentConfig struct {
+	MobileNodes []MNCredential
+	// MaxLifetime caps granted home binding lifetimes (default 420 s).
+	MaxLifetime time.Duration
+	// TimestampWindow is how far a BU's identification timestamp may be
+	// from the home agent's clock (RFC 4285 section 6; default 30 s).
+	TimestampWindow time.Duration
+	// MaxBindings bounds the binding cache (0: no limit); beyond it new
+	// registrations get status 130.
+	MaxBindings int
+	// HA2Rs are the access routers whose MN Authentication Requests this
+	// home agent answers (the paper's scheme).
+	HA2Rs []HA2RPeer
+	// Rand supplies MN-HA2R keys and seal nonces (crypto/rand by default).
+	Rand interface{ Read([]byte) (int, error) }
+	Log  *slog.Logger
+}
+
+// HomeAgent is the home agent of RFC 6275 on a router: home registration
+// with RFC 4285 authentication, a binding cache, interception of packets for
+// registered home addresses and the bidirectional tunnel to their care-of
+// addresses. With HA2Rs configured it also authenticates mobile nodes to
+// those access routers (mnauth.go).
+type HomeAgent struct {
+	cfg   HomeAgentConfig
+	r     *overlay.Router
+	addr  netip.Addr
+	clk   clock.Clock
+	log   *slog.Logger
+	sig   *Signals
+	cache *BindingCache
+	home  []netip.Prefix // prefixes of the home links served
+
+	mu    sync.Mutex
+	bySPI map[uint32]*mnRecord
+	ha2r  *haMNAuth
+
+	stop chan struct{}
+}
+
+type mnRecord struct {
+	cred   MNCredential
+	lastTS uint64 // last accepted identification timestamp
+}
+
+// NewHomeAgent installs a home agent on r.
+func NewHomeAgent(r *overlay.Router, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, error) {
+	if cfg.MaxLifetime == 0 {
+		cfg.MaxLifetime = DefaultHomeLifetime
+	}
+	if cfg.TimestampWindow == 0 {
+		cfg.TimestampWindow = DefaultTimestampSkew
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	ha := &HomeAgent{
+		cfg: cfg, r: r, addr: r.Address(), clk: r.Clock(), log: cfg.Log.With("node", r.Name(), "role", "ha"),
+		sig: sig, cache: NewBindingCache(r.Clock(), cfg.MaxBindings), bySPI: map[uint32]*mnRecord{},
+		stop: make(chan struct{}),
+	}
+	for _, l := range r.Links() {
+		ha.home = append(ha.home, l.Prefix)
+	}
+	for _, c := range cfg.MobileNodes {
+		if _, dup := ha.bySPI[c.SPI]; dup {
+			return nil, errors.New("mobility: two mobile nodes share SPI " + itoa(int(c.SPI)))
+		}
+		ha.bySPI[c.SPI] = &mnRecord{cred: c}
+	}
+	if len(cfg.HA2Rs) > 0 {
+		ha.ha2r = newHAMNAuth(ha, cfg.HA2Rs)
+	}
+	ha.cache.OnExpire = func(b Binding) {
+		ha.sig.Add("ha.binding.expired", 1)
+		ha.log.Info("home binding expired", "home", b.Home, "care_of", b.CareOf)
+	}
+	every(ha.clk, time.Second, ha.stop, ha.cache.Sweep)
+	r.SetHook(ha)
+	return ha, nil
+}
+
+// Close stops the home agent's timers.
+func (ha *HomeAgent) Close() { close(ha.stop) }
+
+// Bindings returns the binding cache.
+func (ha *HomeAgent) Bindings() *BindingCache { return ha.cache }
+
+func (ha *HomeAgent) isHome(a netip.Addr) bool {
+	for _, p := range ha.home {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Forward intercepts packets for registered home addresses and tunnels them
+// to the care-of address (RFC 6275 10.4.2), as proxy neighbour discovery
+// would on a real home link.
+func (ha *HomeAgent) Forward(p *overlay.Packet) overlay.Verdict {
+	d := p.Data()
+	dst := ip6.Header(d).Dst()
+	coa, ok := ha.cache.Lookup(dst)
+	if !ok {
+		return overlay.Continue
+	}
+	if mtu := ha.r.Config().BackboneMTU; p.Len+ip6.HeaderLen > mtu {
+		ha.sig.Drop("tunnel.too_big")
+		ha.r.PacketTooBig(mtu-ip6.HeaderLen, d)
+		return overlay.Consumed
+	}
+	if !encapsulate(p, ha.addr, coa) {
+		ha.sig.Drop("tunnel.no_room")
+		return overlay.Consumed
+	}
+	ha.sig.Add("tunnel.encap", 1)
+	return overlay.Continue
+}
+
+// Local handles what is addressed to the home agent: Mobility Header
+// messages and the reverse tunnel.
+func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict {
+	d := p.Data()
+	var c ip6.Chain
+	if err := ip6.Walk(d, &c); err != nil {
+		return overlay.Continue
+	}
+	switch c.Upper {
+	case ip6.ProtoIPv6:
+		return ha.reverseTunnel(p)
+	case ip6.ProtoMH:
+		if _, ok := c.Find(ip6.ProtoAH); ok && ha.ha2r != nil {
+			ha.ha2r.handleRelayed(d)
+			return overlay.Consumed
+		}
+		ha.handleMH(d, c.UpperOff)
+		return overlay.Consumed
+	}
+	return overlay.Continue
+}
+
+// reverseTunnel decapsulates what a mobile node tunnels to its home agent
+// (RFC 6275 10.4.5): only from the registered care-of address of the inner
+// packet's home address, so the tunnel is no open relay.
+func (ha *HomeAgent) reverseTunnel(p *overlay.Packet) overlay.Verdict {
+	d := p.Data()
+	outerSrc := ip6.Header(d).Src()
+	if d[6] != ip6.ProtoIPv6 || len(d) < 2*ip6.HeaderLen {
+		ha.sig.Drop("tunnel.malformed")
+		return overlay.Consumed
+	}
+	innerSrc := ip6.Header(d[ip6.HeaderLen:]).Src()
+	coa, ok := ha.cache.Lookup(innerSrc)
+	if !ok || coa != outerSrc {
+		ha.sig.Drop("tunnel.unknown_sender")
+		return overlay.Consumed
+	}
+	if err := decapsulate(p); err != nil {
+		ha.sig.Drop("tunnel.malformed")
+		return overlay.Consumed
+	}
+	ha.sig.Add("tunnel.decap", 1)
+	return overlay.Reinput
+}
+
+// handleMH processes a Mobility Header message sent to the home agent.
+func (ha *HomeAgent) handleMH(pkt []byte, mhOff int) {
+	var m mh.Message
+	info, err := mh.ParsePacket(pkt, &m)
+	if err != nil {
+		ha.mhError(pkt, mhOff, err)
+		return
+	}
+	switch {
+	case m.Type == mh.TypeBU && m.Flags&mh.FlagH != 0:
+		ha.sig.Received(MsgName(&m, true), pkt)
+		ha.homeRegistration(pkt, info, &m)
+	case m.Type == mh.TypeExperimental && m.Subtype == mh.SubtypeMNAuthRequest:
+		// MN Authentication Requests reach a home agent only through an
+		// HA2R, under AH (handled above); one sent directly is refused.
+		ha.sig.Received(MsgName(&m, false), pkt)
+		ha.sig.Drop("mnauth.without_ah")
+	default:
+		ha.sig.Received(MsgName(&m, false), pkt)
+		ha.sig.Drop("mh.unexpected")
+	}
+}
+
+// mhError applies the reaction RFC 6275 9.2 prescribes for a malformed
+// Mobility Header.
+func (ha *HomeAgent) mhError(pkt []byte, mhOff int, err error) {
+	switch {
+	case errors.Is(err, mh.ErrUnknownType):
+		ha.sig.Drop("mh.unknown_type")
+		ha.sendBindingError(pkt, mh.BEUnknownMHType, netip.Addr{})
+	default:
+		if ptr, ok := mh.ParamProblemPointer(err); ok {
+			ha.sig.Drop("mh.param_problem")
+			ha.r.ParamProblem(uint32(mhOff+ptr), pkt)
+			return
+		}
+		ha.sig.Drop("mh.malformed")
+	}
+}
+
+// sendBindingError answers pkt with a Binding Error (RFC 6275 9.3.3).
+func (ha *HomeAgent) sendBindingError(pkt []byte, status uint8, home netip.Addr) {
+	h := ip6.Header(pkt)
+	if h.Src().IsMulticast() || h.Src().IsUnspecified() {
+		return
+	}
+	be := &mh.Message{Type: mh.TypeBE, Status: status, Address: home}
+	if !home.IsValid() {
+		be.Address = netip.IPv6Unspecified()
+	}
+	out := mh.BuildPacket(mh.Addressing{Src: ha.addr, Dst: h.Src()}, 64, be, nil)
+	ha.sig.Sent(MsgName(be, false), out)
+	ha.r.Send(out)
+}
+
+// homeRegistration processes a home registration Binding Update (RFC 6275
+// 10.3.1) authenticated with the RFC 4285 MN-HA option.
+//
+// Reactions: a BU that cannot be authenticated (no option, unknown SPI, bad
+// authenticator, stale or replayed timestamp) is dropped silently and
+// counted: answering would let anyone make the home agent send packets. An
+// authenticated BU that may not be honoured gets a Binding Acknowledgement
+// with the RFC 6275 status: 129 (the SPI belongs to another home address),
+// 132 (not on a home link of this agent), 130 (cache full), 135 (sequence
+// number not newer).
+func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Message) {
+	o := &m.Options
+	if !o.Has(mh.OptAuth) || o.Auth.Subtype != mh.AuthSubtypeMNHA || len(o.Auth.Data) != mh.AuthenticatorLen {
+		ha.sig.Drop("bu.unauthenticated")
+		return
+	}
+	ha.mu.Lock()
+	rec, ok := ha.bySPI[o.Auth.SPI]
+	ha.mu.Unlock()
+	if !ok {
+		ha.sig.Drop("bu.unknown_spi")
+		return
+	}
+	home := info.HomeAddress
+	if !home.IsValid() {
+		home = info.Src // a mobile node at home deregisters from its home address
+	}
+	coa := info.Src
+	if o.Has(mh.OptAltCoA) {
+		coa = o.AltCoA
+	}
+	if !auth.VerifyMNHA(rec.cred.Key, coa, home, info.MH, o.Auth.DataOff) {
+		ha.sig.Drop("bu.bad_authenticator")
+		return
+	}
+	now := ha.clk.Now()
+	ha.mu.Lock()
+	fresh := o.Has(mh.OptMsgID) && auth.Fresh(o.Timestamp, now, ha.cfg.TimestampWindow) && o.Timestamp > rec.lastTS
+	if fresh {
+		rec.lastTS = o.Timestamp
+	}
+	ha.mu.Unlock()
+	if !fresh {
+		ha.sig.Drop("bu.replayed")
+		return
+	}
+	reply := func(status uint8, seq uint16, lifetime time.Duration) {
+		if status == mh.StatusAccepted && m.Flags&mh.FlagA == 0 {
+			return
+		}
+		ha.sendHomeBA(rec, status, seq, lifetime, coa, home)
+	}
+	switch {
+	case rec.cred.Home != home:
+		ha.sig.Drop("bu.not_authorised")
+		reply(mh.StatusAdminProhibited, m.Sequence, 0)
+		return
+	case !ha.isHome(home):
+		reply(mh.StatusNotHomeSubnet, m.Sequence, 0)
+		return
+	}
+	if b, ok := ha.cache.Get(home); ok && !mh.SeqNewer(m.Sequence, b.Seq) {
+		ha.sig.Drop("bu.seq_out_of_window")
+		reply(mh.StatusSeqOutOfWindow, b.Seq, 0)
+		return
+	}
+	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
+	if lifetime == 0 || coa == home {
+		// Deregistration (RFC 6275 10.3.2): the mobile node is home.
+		if _, had := ha.cache.Delete(home); had {
+			ha.sig.Add("ha.binding.deleted", 1)
+		}
+		ha.log.Info("home binding deleted", "home", home)
+		reply(mh.StatusAccepted, m.Sequence, 0)
+		return
+	}
+	if lifetime > ha.cfg.MaxLifetime {
+		lifetime = ha.cfg.MaxLifetime
+	}
+	if !ha.cache.Put(Binding{Home: home, CareOf: coa, Seq: m.Sequence, Peer: rec.cred.Name}, lifetime) {
+		reply(mh.StatusInsufficientResources, m.Sequence, 0)
+		return
+	}
+	ha.r.ForgetNeighbour(home) // from now on its packets are tunnelled, not sent on the home link
+	ha.sig.Add("ha.binding.updated", 1)
+	ha.log.Debug("home binding", "home", home, "care_of", coa, "lifetime", lifetime)
+	reply(mh.StatusAccepted, m.Sequence, lifetime)
+}
+
+// sendHomeBA sends a Binding Acknowledgement authenticated with the MN-HA
+// key, through a type 2 routing header when the mobile node is away.
+func (ha *HomeAgent) sendHomeBA(rec *mnRecord, status uint8, seq uint16, lifetime time.Duration, coa, home netip.Addr) {
+	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq, Lifetime: uint16(lifetime / (4 * time.Second))}
+	ba.Options.Set(mh.OptMsgID)
+	ba.Options.Timestamp = auth.NTPTime(ha.clk.Now())
+	ba.Options.Set(mh.OptAuth)
+	ba.Options.Auth = mh.AuthOption{Subtype: mh.AuthSubtypeMNHA, SPI: rec.cred.SPI}
+	a := mh.Addressing{Src: ha.addr, Dst: coa}
+	if coa != home {
+		a.RoutedTo = home
+	}
+	out := mh.BuildPacket(a, 64, ba, func(b []byte) {
+		x := auth.MNHAAuthenticator(rec.cred.Key, coa, home, b, ba.Options.Auth.DataOff)
+		copy(b[ba.Options.Auth.DataOff:], x[:])
+	})
+	ha.sig.Sent(MsgName(ba, true), out)
+	ha.r.Send(out)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
