@@ -85,11 +85,11 @@ type mnView struct {
 	attached bool
 	atHome   bool
 	coa      netip.Addr
-	ro       map[netip.Addr]bool           // peers holding our binding: send route-optimised
-	known    map[netip.Addr]bool           // peers with Return Routability started
-	anchored map[netip.Addr]netip.Addr     // ha2r: old care-of address -> its HA2R (tunnel)
-	ha2rs    map[netip.Addr]bool           // ha2r: HA2R addresses we accept tunnels from
-	active   map[netip.Addr]*atomic.Int64  // ha2r: last traffic per care-of address
+	ro       map[netip.Addr]bool          // peers holding our binding: send route-optimised
+	known    map[netip.Addr]bool          // peers with Return Routability started
+	anchored map[netip.Addr]netip.Addr    // ha2r: old care-of address -> its HA2R (tunnel)
+	ha2rs    map[netip.Addr]bool          // ha2r: HA2R addresses we accept tunnels from
+	active   map[netip.Addr]*atomic.Int64 // ha2r: last traffic per care-of address
 	scheme   string
 	rrOnTun  bool
 	rrOnPkt  bool
@@ -166,8 +166,8 @@ func (mn *MobileNode) Close() {
 func (mn *MobileNode) publish() {
 	v := &mnView{
 		attached: mn.att.Address.IsValid(), coa: mn.att.Address, scheme: mn.cfg.Scheme,
-		atHome:  mn.att.Address.IsValid() && mn.cfg.HomePrefix.Contains(mn.att.Address),
-		ro:      map[netip.Addr]bool{}, known: map[netip.Addr]bool{},
+		atHome: mn.att.Address.IsValid() && mn.cfg.HomePrefix.Contains(mn.att.Address),
+		ro:     map[netip.Addr]bool{}, known: map[netip.Addr]bool{},
 		anchored: map[netip.Addr]netip.Addr{}, ha2rs: map[netip.Addr]bool{}, active: map[netip.Addr]*atomic.Int64{},
 		rrOnTun: mn.cfg.RRTrigger&RROnTunnelled != 0, rrOnPkt: mn.cfg.RRTrigger&RROnFirstPacket != 0,
 		homeAddr: mn.cfg.Home,
