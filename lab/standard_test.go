@@ -214,3 +214,39 @@ func TestStandardMIPv6Fig1(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// MN1 moves from AR1 to AR1' during a TCP transfer with MN2: it registers
+// its new care-of address, runs Return Routability with MN2 again, and the
+// transfer completes without a reset. The test reports the interruption.
+func TestStandardMoveDuringTCP(t *testing.T) {
+	l := startFig4Scheme(t, config.SchemeStandard, Options{})
+	hoa2 := l.Topo.NodeByName("mn2").HomeAddress
+	waitCounter(t, l, "mn1", "mh.in.BA.home", 1, 5*time.Second)
+	waitCounter(t, l, "mn2", "mh.in.BA.home", 1, 5*time.Second)
+	x := startTCPTransfer(t, l, "mn1", "mn2", netip.AddrPortFrom(hoa2, 5001), 3<<20, 1<<20)
+	waitCounter(t, l, "mn1", "rr.completed", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "rr.completed", 1, 10*time.Second)
+	for x.progress() < 1<<20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	moved := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	att, err := l.Handover(ctx, "mn1", "ar1p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.wait(t, 60*time.Second)
+	m1 := l.Node("mn1").Metrics
+	if m1.Get("mh.out.BU.home") < 2 || m1.Get("mh.in.BA.home") < 2 {
+		t.Errorf("no re-registration: BU.home %d, BA.home %d", m1.Get("mh.out.BU.home"), m1.Get("mh.in.BA.home"))
+	}
+	if m1.Get("mh.out.CoTI") < 2 || m1.Get("mh.out.BU") < 2 || m1.Get("mh.in.BA") < 2 {
+		t.Errorf("no Return Routability after the move: CoTI %d, BU %d, BA %d", m1.Get("mh.out.CoTI"), m1.Get("mh.out.BU"), m1.Get("mh.in.BA"))
+	}
+	if b, ok := l.Node("mn2").Mobility.MobileNode.Correspondent().Bindings().Get(l.Topo.NodeByName("mn1").HomeAddress); !ok || b.CareOf != att.Address {
+		t.Errorf("mn2's binding for mn1 is %+v, want care-of %s", b, att.Address)
+	}
+	gap := x.maxGap(moved.Add(-50 * time.Millisecond))
+	t.Logf("standard MIPv6: TCP interruption around the move: %v (home token reused: HoTI sent %d times)", gap, m1.Get("mh.out.HoTI"))
+}
