@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,17 +47,18 @@ func requireRoot(t *testing.T, tools ...string) {
 
 // bed is one running scripts/testbed.sh instance.
 type bed struct {
-	t   *testing.T
-	id  string
-	dir string
+	t    *testing.T
+	id   string
+	dir  string
+	args string // NODE_ARGS for every node
 }
 
 var bedSeq int
 
-func startBed(t *testing.T, topo string) *bed {
+func startBed(t *testing.T, topo string, nodeArgs ...string) *bed {
 	t.Helper()
 	bedSeq++
-	b := &bed{t: t, id: fmt.Sprintf("t%d%d", os.Getpid()%10000, bedSeq)}
+	b := &bed{t: t, id: fmt.Sprintf("t%d%d", os.Getpid()%10000, bedSeq), args: strings.Join(nodeArgs, " ")}
 	b.dir = filepath.Join(t.TempDir(), "bed")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -86,7 +88,7 @@ func (b *bed) script(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "../scripts/testbed.sh", args...)
-	cmd.Env = append(os.Environ(), "TESTBED_ID="+b.id, "TESTBED_DIR="+b.dir, "NODE_BIN="+nodeBin)
+	cmd.Env = append(os.Environ(), "TESTBED_ID="+b.id, "TESTBED_DIR="+b.dir, "NODE_BIN="+nodeBin, "NODE_ARGS="+b.args)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -108,7 +110,56 @@ type hostStatus struct {
 		Address  string `json:"address"`
 		Prefix   string `json:"prefix"`
 	} `json:"host"`
+	Mobility struct {
+		MobileNode struct {
+			CareOf    string   `json:"care_of_address"`
+			HomeBound bool     `json:"home_registered"`
+			RO        []string `json:"route_optimised_peers"`
+			Anchors   []struct {
+				CareOf string `json:"care_of_address"`
+				State  string `json:"state"`
+			} `json:"anchors"`
+		} `json:"mobile_node"`
+	} `json:"mobility"`
 	Counters map[string]uint64 `json:"counters"`
+}
+
+// waitCounter polls a node until its counter reaches want.
+func (b *bed) waitCounter(node, counter string, want uint64, limit time.Duration) hostStatus {
+	b.t.Helper()
+	start := time.Now()
+	for {
+		st, err := b.status(node)
+		if err == nil && st.Counters[counter] >= want {
+			return st
+		}
+		if time.Since(start) > limit {
+			b.t.Fatalf("%s: %s = %d after %v, want >= %d", node, counter, st.Counters[counter], limit, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// iperf runs an iperf3 client in node against server for secs seconds and
+// returns the bytes received and the bit rate.
+func (b *bed) iperf(node, server string, secs int) (bytes, bps float64) {
+	b.t.Helper()
+	out, err := b.exec(time.Duration(secs+30)*time.Second, node, "iperf3", "-c", server, "-t", strconv.Itoa(secs), "-J")
+	if err != nil {
+		b.t.Fatalf("iperf3: %v\n%s", err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				Bytes float64 `json:"bytes"`
+				Bps   float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		b.t.Fatalf("iperf3 output: %v\n%s", err, out)
+	}
+	return res.End.SumReceived.Bytes, res.End.SumReceived.Bps
 }
 
 func (b *bed) status(node string) (hostStatus, error) {

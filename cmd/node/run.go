@@ -34,6 +34,7 @@ func cmdRun(args []string, mode string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	noWatch := fs.Bool("no-watch", false, "hosts: do not switch access links when underlay networks appear or disappear")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the node to this file (for performance work)")
+	scheme := fs.String("scheme", "", "mobile nodes: run this mobility scheme (standard or ha2r) instead of the file's")
 	emulate := fs.Bool("emulate-delays", false, "apply the topology's link delays and losses to what this node sends, in userspace (for testbeds without tc netem)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -70,6 +71,18 @@ func cmdRun(args []string, mode string) error {
 	if *role != "" && config.Role(*role) != nc.Role {
 		return &config.Error{File: topo.File, Line: nc.Line, Field: "role",
 			Msg: fmt.Sprintf("node %s is a %s in this file, not a %s; fix --role or the file", nc.Name, nc.Role, *role)}
+	}
+	switch *scheme {
+	case "":
+	case string(config.SchemeStandard), string(config.SchemeHA2R):
+		topo.Scheme = config.Scheme(*scheme)
+		for _, n := range topo.Nodes {
+			if n.Role == config.RoleMN {
+				n.Scheme = topo.Scheme
+			}
+		}
+	default:
+		return usageErr("run: --scheme %q: use standard or ha2r", *scheme)
 	}
 	switch *backend {
 	case tun.BackendAuto, tun.BackendKernel, tun.BackendUserspace:

@@ -1,0 +1,68 @@
+package testbed
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Standard Mobile IPv6 on kernel TUNs: ping and iperf3 between the two
+// mobile nodes' home addresses, first through both home agents, then route
+// optimised after Return Routability; then mn1 switches its underlay
+// network during an iperf3 run, which completes.
+func TestKernelStandardMIPv6(t *testing.T) {
+	requireRoot(t, "ping", "iperf3")
+	b := startBed(t, "../examples/fig4.yaml", "--scheme", "standard")
+	b.waitAttached("mn1", "ar1", 10*time.Second)
+	b.waitAttached("mn2", "ar2", 10*time.Second)
+	b.waitCounter("mn1", "mh.in.BA.home", 1, 10*time.Second)
+	b.waitCounter("mn2", "mh.in.BA.home", 1, 10*time.Second)
+	const hoa2 = "2001:db8:2::20"
+	out, err := b.exec(30*time.Second, "mn1", "ping", "-6", "-c", "10", "-i", "0.2", "-W", "3", hoa2)
+	if err != nil || !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping mn1 -> mn2's home address: %v\n%s", err, out)
+	}
+	b.waitCounter("mn1", "rr.completed", 1, 10*time.Second)
+	b.waitCounter("mn2", "rr.completed", 1, 10*time.Second)
+	ha2, _ := b.status("ha2")
+	out, err = b.exec(30*time.Second, "mn1", "ping", "-6", "-c", "5", "-i", "0.2", hoa2)
+	if err != nil || !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping after route optimisation: %v\n%s", err, out)
+	}
+	ha2After, _ := b.status("ha2")
+	if ha2After.Counters["tunnel.encap"] != ha2.Counters["tunnel.encap"] {
+		t.Errorf("ha2 still tunnels mn1's pings after route optimisation")
+	}
+	if st, _ := b.status("mn1"); st.Counters["ro.out"] < 5 || st.Counters["ro.in"] < 5 {
+		t.Errorf("mn1 ro.out %d ro.in %d", st.Counters["ro.out"], st.Counters["ro.in"])
+	}
+
+	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-D"); err != nil {
+		t.Fatalf("iperf3 server: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	bytes, bps := b.iperf("mn1", hoa2, 3)
+	t.Logf("iperf3 home address to home address, route optimised: %.0f Mbit/s", bps/1e6)
+	if bytes == 0 {
+		t.Fatal("iperf3 moved nothing")
+	}
+	// Move during a transfer.
+	done := make(chan float64, 1)
+	go func() {
+		out, err := b.exec(60*time.Second, "mn1", "iperf3", "-c", hoa2, "-t", "6", "-J")
+		if err != nil {
+			t.Errorf("iperf3 across the move: %v\n%s", err, out)
+		}
+		done <- float64(len(out))
+	}()
+	time.Sleep(2 * time.Second)
+	if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
+		t.Fatalf("switch: %v\n%s", err, out)
+	}
+	b.waitAttached("mn1", "ar1p", 5*time.Second)
+	<-done
+	st := b.waitCounter("mn1", "mh.in.BA.home", 2, 10*time.Second)
+	if st.Counters["mh.out.CoTI"] < 2 {
+		t.Errorf("no Return Routability after the move (CoTI sent %d)", st.Counters["mh.out.CoTI"])
+	}
+}
