@@ -111,13 +111,14 @@ func (x *tcpTransfer) wait(t *testing.T, limit time.Duration) {
 	}
 }
 
-// maxGap returns the longest time between two arrivals after since.
-func (x *tcpTransfer) maxGap(since time.Time) time.Duration {
+// maxGap returns the longest time between two arrivals in [since, until)
+// (until zero: no end).
+func (x *tcpTransfer) maxGap(since, until time.Time) time.Duration {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var gap time.Duration
 	for i := 1; i < len(x.arrivals); i++ {
-		if x.arrivals[i].Before(since) {
+		if x.arrivals[i].Before(since) || !until.IsZero() && !x.arrivals[i-1].Before(until) {
 			continue
 		}
 		if d := x.arrivals[i].Sub(x.arrivals[i-1]); d > gap {

@@ -116,6 +116,12 @@ func (u *Userspace) Write(bufs [][]byte, offset int) (int, error) {
 }
 
 func (u *Userspace) AddAddress(a netip.Prefix, preferred bool) error {
+	u.mu.Lock()
+	_, exists := u.addrs[a.Addr()]
+	u.mu.Unlock()
+	if exists {
+		return u.SetPreferred(a.Addr(), preferred)
+	}
 	pa := tcpip.ProtocolAddress{
 		Protocol:          ipv6.ProtocolNumber,
 		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16(a.Addr().As16()), PrefixLen: a.Bits()},
