@@ -66,3 +66,66 @@ func TestKernelStandardMIPv6(t *testing.T) {
 		t.Errorf("no Return Routability after the move (CoTI sent %d)", st.Counters["mh.out.CoTI"])
 	}
 }
+
+// The paper's scheme on kernel TUNs: an iperf3 TCP stream from mn1's care-of
+// address survives the underlay switch (through AR1's anchor), and the
+// kernel picks the new care-of address for new connections.
+func TestKernelHA2RStreamSurvivesSwitch(t *testing.T) {
+	requireRoot(t, "iperf3")
+	b := startBed(t, "../examples/fig4.yaml", "--scheme", "ha2r")
+	b.waitAttached("mn1", "ar1", 10*time.Second)
+	st2, _ := b.waitAttached("mn2", "ar2", 10*time.Second)
+	b.waitCounter("mn1", "mnauth.completed", 1, 10*time.Second)
+	b.waitCounter("mn2", "mnauth.completed", 1, 10*time.Second)
+	coa2 := st2.Host.Address
+	st1, _ := b.status("mn1")
+	coa1 := st1.Host.Address
+	if src := routeSource(t, b, "mn1", coa2); src != coa1 {
+		t.Fatalf("new connections would come from %s, want the care-of address %s", src, coa1)
+	}
+	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-D", "-B", coa2); err != nil {
+		t.Fatalf("iperf3 server: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	type result struct {
+		bytes, bps float64
+	}
+	done := make(chan result, 1)
+	go func() {
+		by, bps := b.iperf("mn1", coa2, 10)
+		done <- result{by, bps}
+	}()
+	time.Sleep(3 * time.Second)
+	if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
+		t.Fatalf("switch: %v\n%s", err, out)
+	}
+	after, _ := b.waitAttached("mn1", "ar1p", 5*time.Second)
+	b.waitCounter("mn1", "anchor.bound", 1, 10*time.Second)
+	if src := routeSource(t, b, "mn1", coa2); src != after.Host.Address {
+		t.Errorf("after the switch new connections come from %s, want %s", src, after.Host.Address)
+	}
+	r := <-done
+	ar1, _ := b.status("ar1")
+	t.Logf("iperf3 CoA1 -> CoA2 across the switch: %.0f MB at %.0f Mbit/s; ar1 tunnelled %d and decapsulated %d packets",
+		r.bytes/1e6, r.bps/1e6, ar1.Counters["tunnel.encap"], ar1.Counters["tunnel.decap"])
+	if ar1.Counters["tunnel.decap"] == 0 {
+		t.Error("the stream did not go through AR1's anchor after the switch")
+	}
+}
+
+// routeSource asks the kernel of node which source it would use towards dst.
+func routeSource(t *testing.T, b *bed, node, dst string) string {
+	t.Helper()
+	out, err := b.exec(5*time.Second, node, "ip", "-6", "route", "get", dst)
+	if err != nil {
+		t.Fatalf("ip route get: %v\n%s", err, out)
+	}
+	f := strings.Fields(out)
+	for i := range f {
+		if f[i] == "src" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	t.Fatalf("no source in %q", out)
+	return ""
+}
