@@ -94,6 +94,7 @@ type Host struct {
 	keepT    clock.Timer
 	seq      uint64
 	onAttach []func(Attachment)
+	onMove   []func(link string)
 
 	c       hostCounters
 	port    uint16
@@ -187,6 +188,14 @@ func (h *Host) OnAttach(f func(Attachment)) {
 	h.mu.Unlock()
 }
 
+// OnMove registers f to be called whenever an attach to a link begins (a
+// handover starts), before any packet of the move is sent.
+func (h *Host) OnMove(f func(link string)) {
+	h.mu.Lock()
+	h.onMove = append(h.onMove, f)
+	h.mu.Unlock()
+}
+
 // Current returns the current attachment, or false while attaching.
 func (h *Host) Current() (Attachment, bool) {
 	s := h.cur.Load()
@@ -265,7 +274,11 @@ func (h *Host) Attach(link string) error {
 		h.rsTimer.Stop()
 	}
 	h.rsTimer = h.clk.AfterFunc(0, h.solicitRouter)
+	moves := append([]func(string){}, h.onMove...)
 	h.mu.Unlock()
+	for _, f := range moves {
+		f(link)
+	}
 	h.m.Add("attach.started", 1)
 	h.log.Info("attaching", "link", link, "router", l.Router)
 	return nil

@@ -1,0 +1,101 @@
+package lab
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/softphone"
+)
+
+func sipCall(t *testing.T, l *Lab, before, after time.Duration, move string) (softphone.Report, softphone.Report) {
+	t.Helper()
+	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
+	callee := l.Node("mn2").SIP.Phone
+	callee.SetAudio(func(string, bool) (softphone.Source, softphone.Sink) { return &softphone.TestPattern{Seed: 2}, softphone.Discard{} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"},
+		softphone.CallOptions{Source: &softphone.TestPattern{Seed: 1}, Sink: softphone.Discard{}, Verify: &softphone.TestPattern{Seed: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(before)
+	if move != "" {
+		if _, err := l.Handover(ctx, "mn1", move); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(after)
+	var far *softphone.Call
+	for _, x := range callee.Calls() {
+		far = x
+	}
+	r := c.Hangup(ctx)
+	if far == nil {
+		t.Fatal("the callee has no call")
+	}
+	select {
+	case <-far.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the callee's side did not end")
+	}
+	return r, far.Report()
+}
+
+// MN1 calls MN2 through both home agents' proxies, in each scheme; the known
+// signal arrives intact, MN1 moves mid-call, and the call goes on.
+func TestSIPCallAcrossHandover(t *testing.T) {
+	for _, scheme := range []config.Scheme{config.SchemeStandard, config.SchemeHA2R} {
+		t.Run(string(scheme), func(t *testing.T) {
+			l := startFig4Scheme(t, scheme, Options{})
+			caller, callee := sipCall(t, l, 2*time.Second, 3*time.Second, "ar1p")
+			t.Logf("%s caller:\n%s", scheme, caller.Text())
+			t.Logf("%s callee:\n%s", scheme, callee.Text())
+			if caller.FramesMismatched != 0 || caller.FramesVerified < 200 {
+				t.Errorf("audio at the caller: %d intact, %d differ", caller.FramesVerified, caller.FramesMismatched)
+			}
+			if callee.PacketsReceived < 200 || caller.PacketsReceived < 200 {
+				t.Errorf("received %d (callee) and %d (caller) of ~250", callee.PacketsReceived, caller.PacketsReceived)
+			}
+			if len(caller.Handovers) != 1 {
+				t.Fatalf("handovers in the report: %+v", caller.Handovers)
+			}
+			// Registrations went to both proxies, with the scheme's contact.
+			reg := l.Node("ha1").SIP.Proxy.Registrations()["user1@domain1"]
+			want := l.Topo.NodeByName("mn1").HomeAddress.String()
+			if scheme == config.SchemeHA2R {
+				want = l.Node("mn1").Mobility.MobileNode.Status().CareOf.String()
+			}
+			if len(reg) != 1 || !contains(reg[0], want) {
+				t.Errorf("user1's registration %v, want contact %s", reg, want)
+			}
+		})
+	}
+}
+
+// With 5 % loss emulated on MN2's access link, the reports show about 5 %.
+func TestSIPCallReportsLoss(t *testing.T) {
+	topo, err := config.Load("../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.LinkByName("ar2").Loss = 0.05
+	l := startTopo(t, topo, Options{Seed: 3})
+	caller, callee := sipCall(t, l, 10*time.Second, 0, "")
+	t.Logf("caller:\n%s\ncallee:\n%s", caller.Text(), callee.Text())
+	for _, r := range []softphone.Report{caller, callee} {
+		if r.LossPercent < 2.5 || r.LossPercent > 8 {
+			t.Errorf("loss %.2f %%, want about 5 %%", r.LossPercent)
+		}
+		if r.MOS >= 4.3 {
+			t.Errorf("MOS %.2f ignores the loss", r.MOS)
+		}
+	}
+	if caller.FramesMismatched != 0 {
+		t.Errorf("%d frames arrived altered", caller.FramesMismatched)
+	}
+}

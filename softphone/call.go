@@ -1,0 +1,347 @@
+package softphone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Call is one call in progress or finished.
+type Call struct {
+	ID       string
+	Peer     string
+	Outgoing bool
+	Local    netip.Addr // the address the call's media and contact use
+	// Setup timings (outgoing calls): when the INVITE left and when the
+	// 200 OK came back.
+	InviteAt, AnsweredAt time.Time
+
+	p     *Phone
+	media *Media
+	dc    *sipgo.DialogClientSession
+	ds    *sipgo.DialogServerSession
+	rtp   net.PacketConn
+	rtcp  net.PacketConn
+	port  int
+	codec Codec
+
+	mu     sync.Mutex
+	done   chan struct{}
+	report *Report
+	closer func() error // audio files to close when the call ends
+}
+
+// CallOptions tune an outgoing call.
+type CallOptions struct {
+	Source Source
+	Sink   Sink
+	Verify *TestPattern
+	Closer func() error
+}
+
+// ErrBusy and friends are the far end's refusals.
+var ErrCallRefused = errors.New("softphone: call refused")
+
+// Call places a call to target through the domain's proxy and returns once
+// it is answered (or refused, or ctx ends, which cancels it).
+func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call, error) {
+	contact := p.cfg.Contact()
+	if !contact.IsValid() {
+		return nil, errors.New("softphone: no address to call from yet")
+	}
+	cli, err := p.client(contact)
+	if err != nil {
+		return nil, err
+	}
+	rtpc, rtcpc, port, err := p.mediaSockets(contact)
+	if err != nil {
+		return nil, err
+	}
+	offer, err := Offer(contact, uint16(port), p.cfg.Codecs)
+	if err != nil {
+		rtpc.Close()
+		rtcpc.Close()
+		return nil, err
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	from := sip.FromHeader{Address: sip.Uri{User: p.cfg.AOR.User, Host: p.cfg.AOR.Host}}
+	from.Params = sip.NewParams()
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	req.AppendHeader(&from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: target.User, Host: target.Host}})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(offer)
+	req.SetDestination(p.cfg.Proxy.String())
+	dua := &sipgo.DialogUA{Client: cli, ContactHDR: p.contactHeader(contact)}
+	c := &Call{Peer: target.String(), Outgoing: true, Local: contact, p: p, rtp: rtpc, rtcp: rtcpc, port: port,
+		done: make(chan struct{}), closer: o.Closer, InviteAt: time.Now()}
+	dc, err := dua.WriteInvite(ctx, req)
+	if err != nil {
+		c.release()
+		return nil, fmt.Errorf("softphone: INVITE: %w", err)
+	}
+	c.dc = dc
+	c.ID = req.CallID().Value()
+	p.register(c)
+	if err := dc.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		p.forget(c)
+		c.release()
+		var refusal *sipgo.ErrDialogResponse
+		if errors.As(err, &refusal) {
+			return nil, fmt.Errorf("%w: %d %s", ErrCallRefused, refusal.Res.StatusCode, refusal.Res.Reason)
+		}
+		return nil, fmt.Errorf("softphone: no answer: %w", err)
+	}
+	c.AnsweredAt = time.Now()
+	answer, err := ParseSDP(dc.InviteResponse.Body())
+	if err != nil {
+		dc.Ack(ctx)
+		dc.Bye(ctx)
+		p.forget(c)
+		c.release()
+		return nil, fmt.Errorf("softphone: answer: %w", err)
+	}
+	if err := dc.Ack(ctx); err != nil {
+		p.forget(c)
+		c.release()
+		return nil, fmt.Errorf("softphone: ACK: %w", err)
+	}
+	src, sink := o.Source, o.Sink
+	if src == nil {
+		src, sink = p.audio(c.Peer, true)
+	}
+	c.start(answer.Addr, answer.Codecs[0], src, sink, o.Verify)
+	return c, nil
+}
+
+
+func (c *Call) start(remote netip.AddrPort, codec Codec, src Source, sink Sink, verify *TestPattern) {
+	c.codec = codec
+	c.media = StartMedia(MediaConfig{RTP: c.rtp, RTCP: c.rtcp, Remote: remote, Codec: codec, Source: src, Sink: sink,
+		Verify: verify, SSRC: rand.Uint32(), Log: c.p.log})
+}
+
+// release closes the call's sockets and audio.
+func (c *Call) release() {
+	c.rtp.Close()
+	c.rtcp.Close()
+	if c.closer != nil {
+		c.closer()
+	}
+}
+
+// Media returns the call's media session (nil before it is answered).
+func (c *Call) Media() *Media { return c.media }
+
+// Done is closed when the call ends.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// end stops media and records the report; it runs once.
+func (c *Call) end() Report {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.report != nil {
+		return *c.report
+	}
+	var r Report
+	if c.media != nil {
+		r = c.media.Stop()
+	}
+	r.Peer = c.Peer
+	c.report = &r
+	c.release()
+	c.p.forget(c)
+	close(c.done)
+	return r
+}
+
+// Report returns the final report (after Done) or the figures so far.
+func (c *Call) Report() Report {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.report != nil {
+		return *c.report
+	}
+	if c.media != nil {
+		r := c.media.Report()
+		r.Peer = c.Peer
+		return r
+	}
+	return Report{Peer: c.Peer}
+}
+
+// Hangup sends BYE and returns the call's report.
+func (c *Call) Hangup(ctx context.Context) Report {
+	select {
+	case <-c.done:
+		return c.Report()
+	default:
+	}
+	var err error
+	switch {
+	case c.dc != nil:
+		err = c.dc.Bye(ctx)
+	case c.ds != nil:
+		err = c.ds.Bye(ctx)
+	}
+	if err != nil {
+		c.p.log.Warn("BYE", "err", err)
+	}
+	return c.end()
+}
+
+// ReInvite refreshes the session in the dialog (RFC 3261 14: a target
+// refresh): a new offer for the same media address; the answer may move the
+// peer's media.
+func (c *Call) ReInvite(ctx context.Context) error {
+	if c.dc == nil {
+		return errors.New("softphone: only the caller re-invites in this phone")
+	}
+	offer, err := Offer(c.Local, uint16(c.port), []Codec{c.codec})
+	if err != nil {
+		return err
+	}
+	cont := c.p.contactHeader(c.Local)
+	req := sip.NewRequest(sip.INVITE, c.dc.InviteResponse.Contact().Address)
+	req.AppendHeader(&cont)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(offer)
+	res, err := c.dc.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("softphone: re-INVITE: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("softphone: re-INVITE refused: %d %s", res.StatusCode, res.Reason)
+	}
+	ack := sip.NewRequest(sip.ACK, req.Recipient)
+	ack.SetDestination(req.Destination())
+	for _, h := range []string{"Via", "From", "Call-ID", "Route"} {
+		for _, hv := range req.GetHeaders(h) {
+			ack.AppendHeader(sip.HeaderClone(hv))
+		}
+	}
+	ack.AppendHeader(sip.HeaderClone(res.To()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+	ack.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	if via := ack.Via(); via != nil {
+		via.Params.Add("branch", sip.GenerateBranchN(16))
+	}
+	if err := c.dc.WriteRequest(ack); err != nil {
+		return err
+	}
+	if r, err := ParseSDP(res.Body()); err == nil && c.media != nil {
+		c.media.SetRemote(r.Addr)
+	}
+	return nil
+}
+
+// onInvite answers a new call, or a re-INVITE in an existing one.
+func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if c := p.findCall(req); c != nil {
+		c.reInvited(req, tx)
+		return
+	}
+	offer, err := ParseSDP(req.Body())
+	if err != nil {
+		code, reason := 488, "Not Acceptable Here"
+		if errors.Is(err, ErrSDPMalformed) {
+			code, reason = 400, "Bad Request (malformed SDP)"
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+		return
+	}
+	contact := p.cfg.Contact()
+	cli, err := p.client(contact)
+	if err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+		return
+	}
+	dua := &sipgo.DialogUA{Client: cli, ContactHDR: p.contactHeader(contact)}
+	ds, err := dua.ReadInvite(req, tx)
+	if err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+		return
+	}
+	from := req.From()
+	peer := "unknown"
+	if from != nil {
+		peer = from.Address.String()
+	}
+	ds.Respond(100, "Trying", nil)
+	if !p.cfg.AutoAnswer {
+		ds.Respond(486, "Busy Here", nil)
+		return
+	}
+	ds.Respond(180, "Ringing", nil)
+	rtpc, rtcpc, port, err := p.mediaSockets(contact)
+	if err != nil {
+		ds.Respond(503, "Service Unavailable", nil)
+		return
+	}
+	answer, codec, err := Answer(offer, contact, uint16(port))
+	if err != nil {
+		rtpc.Close()
+		rtcpc.Close()
+		ds.Respond(488, "Not Acceptable Here", nil)
+		return
+	}
+	c := &Call{ID: req.CallID().Value(), Peer: peer, Local: contact, p: p, ds: ds, rtp: rtpc, rtcp: rtcpc, port: port,
+		done: make(chan struct{})}
+	p.register(c)
+	src, sink := p.audio(peer, false)
+	c.start(offer.Addr, codec, src, sink, nil)
+	if err := ds.RespondSDP(answer); err != nil {
+		p.log.Warn("answer", "err", err)
+		c.end()
+	}
+}
+
+// reInvited answers a re-INVITE: same media here, the peer's may move.
+func (c *Call) reInvited(req *sip.Request, tx sip.ServerTransaction) {
+	offer, err := ParseSDP(req.Body())
+	if err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+		return
+	}
+	answer, _, err := Answer(offer, c.Local, uint16(c.port))
+	if err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+		return
+	}
+	if c.media != nil {
+		c.media.SetRemote(offer.Addr)
+	}
+	res := sip.NewSDPResponseFromRequest(req, answer)
+	cont := c.p.contactHeader(c.Local)
+	res.AppendHeader(&cont)
+	tx.Respond(res)
+}
+
+func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if c := p.findCall(req); c != nil && c.ds != nil {
+		c.ds.ReadAck(req, tx)
+	}
+}
+
+func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := p.findCall(req)
+	if c == nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	switch {
+	case c.dc != nil:
+		c.dc.ReadBye(req, tx)
+	case c.ds != nil:
+		c.ds.ReadBye(req, tx)
+	}
+	c.end()
+}

@@ -1,0 +1,382 @@
+package softphone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Network opens UDP sockets on a node's addresses: the userspace stack's in
+// the lab, the kernel's on a real node.
+type Network interface {
+	ListenUDP(at netip.AddrPort) (net.PacketConn, error)
+}
+
+// KernelNetwork opens ordinary sockets.
+type KernelNetwork struct{}
+
+func (KernelNetwork) ListenUDP(at netip.AddrPort) (net.PacketConn, error) {
+	return net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
+}
+
+// PhoneConfig configures a softphone.
+type PhoneConfig struct {
+	// AOR is the address of record, sip:user@domain.
+	AOR sip.Uri
+	// Proxy is the domain's proxy, where every request goes first.
+	Proxy netip.AddrPort
+	Net   Network
+	// Contact returns the address to register and to use for new sessions
+	// now: the home address (standard scheme) or the current care-of
+	// address (the paper's scheme).
+	Contact func() netip.Addr
+	// Port is the SIP port (5060).
+	Port int
+	// RTPPort is the first media port; each call takes two (RTP, RTCP).
+	RTPPort int
+	// AutoAnswer answers incoming calls at once; otherwise they are
+	// declined with 486 Busy Here.
+	AutoAnswer bool
+	// Codecs in order of preference (PCMU, PCMA).
+	Codecs []Codec
+	// RegisterExpiry is the registration lifetime asked for.
+	RegisterExpiry time.Duration
+	// Audio supplies a call's audio (default: a tone, received audio
+	// discarded).
+	Audio func(peer string, outgoing bool) (Source, Sink)
+	// OnCall, if set, is told of every call that starts (incoming or
+	// outgoing), e.g. to mark handovers in it.
+	OnCall func(*Call)
+	Log    *slog.Logger
+}
+
+// Phone is a SIP user agent with G.711 media.
+type Phone struct {
+	cfg  PhoneConfig
+	log  *slog.Logger
+	ua   *sipgo.UserAgent
+	srv  *sipgo.Server
+	conn net.PacketConn
+
+	mu         sync.Mutex
+	clients    map[netip.Addr]*sipgo.Client
+	registered netip.Addr // contact currently registered
+	regCallID  string
+	regCSeq    uint32
+	regTimer   *time.Timer
+	calls      map[string]*Call
+	nextPort   int
+	closed     bool
+}
+
+// NewPhone starts a phone listening on [::]:Port of its network.
+func NewPhone(cfg PhoneConfig) (*Phone, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 5060
+	}
+	if cfg.RTPPort == 0 {
+		cfg.RTPPort = 20000
+	}
+	if len(cfg.Codecs) == 0 {
+		cfg.Codecs = []Codec{PCMU, PCMA}
+	}
+	if cfg.RegisterExpiry == 0 {
+		cfg.RegisterExpiry = 300 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Audio == nil {
+		cfg.Audio = func(string, bool) (Source, Sink) { return &Tone{}, Discard{} }
+	}
+	ua, err := newUA(cfg.AOR.User, cfg.AOR.Host, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Log))
+	if err != nil {
+		ua.Close()
+		return nil, err
+	}
+	// One socket on every address of the node: the stack picks the source
+	// (the preferred address), and requests to any of our addresses arrive.
+	conn, err := listen(cfg.Net, netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(cfg.Port)))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("softphone: SIP socket: %w", err)
+	}
+	p := &Phone{cfg: cfg, log: cfg.Log.With("sip", cfg.AOR.String()), ua: ua, srv: srv, conn: conn,
+		clients: map[netip.Addr]*sipgo.Client{}, calls: map[string]*Call{}, nextPort: cfg.RTPPort,
+		regCallID: fmt.Sprintf("reg-%x", rand.Uint64())}
+	srv.OnInvite(p.onInvite)
+	srv.OnAck(p.onAck)
+	srv.OnBye(p.onBye)
+	srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
+	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	if err := serveUDP(srv, conn); err != nil {
+		conn.Close()
+		ua.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// SetAudio replaces the function that supplies calls' audio.
+func (p *Phone) SetAudio(f func(peer string, outgoing bool) (Source, Sink)) {
+	p.mu.Lock()
+	p.cfg.Audio = f
+	p.mu.Unlock()
+}
+
+func (p *Phone) audio(peer string, outgoing bool) (Source, Sink) {
+	p.mu.Lock()
+	f := p.cfg.Audio
+	p.mu.Unlock()
+	return f(peer, outgoing)
+}
+
+// Close hangs up every call and stops the phone.
+func (p *Phone) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	calls := make([]*Call, 0, len(p.calls))
+	for _, c := range p.calls {
+		calls = append(calls, c)
+	}
+	if p.regTimer != nil {
+		p.regTimer.Stop()
+	}
+	p.mu.Unlock()
+	for _, c := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c.Hangup(ctx)
+		cancel()
+	}
+	p.srv.Close()
+	p.ua.Close()
+	return p.conn.Close()
+}
+
+// client returns a SIP client whose Via and Contact name addr and whose
+// requests leave through the phone's socket (never an OS socket of its own).
+func (p *Phone) client(addr netip.Addr) (*sipgo.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[addr]; ok {
+		return c, nil
+	}
+	c, err := sipgo.NewClient(p.ua, sipgo.WithClientHostname(addr.String()), sipgo.WithClientPort(p.cfg.Port),
+		sipgo.WithClientConnectionAddr(p.conn.LocalAddr().String()), sipgo.WithClientLogger(p.cfg.Log))
+	if err != nil {
+		return nil, err
+	}
+	p.clients[addr] = c
+	return c, nil
+}
+
+func (p *Phone) contactHeader(addr netip.Addr) sip.ContactHeader {
+	return sip.ContactHeader{Address: sip.Uri{User: p.cfg.AOR.User, Host: addr.String(), Port: p.cfg.Port}}
+}
+
+// Register registers the current contact address with the registrar (and
+// removes a previous one in the same request), and keeps it registered.
+func (p *Phone) Register(ctx context.Context) error {
+	contact := p.cfg.Contact()
+	if !contact.IsValid() {
+		return errors.New("softphone: no address to register yet")
+	}
+	cli, err := p.client(contact)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	old := p.registered
+	p.regCSeq++
+	cseq := p.regCSeq
+	p.mu.Unlock()
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Host: p.cfg.AOR.Host})
+	to := sip.ToHeader{Address: sip.Uri{User: p.cfg.AOR.User, Host: p.cfg.AOR.Host}}
+	from := sip.FromHeader{Address: to.Address}
+	from.Params = sip.NewParams()
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	callID := sip.CallIDHeader(p.regCallID)
+	req.AppendHeader(&to)
+	req.AppendHeader(&from)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.REGISTER})
+	if old.IsValid() && old != contact {
+		gone := p.contactHeader(old)
+		gone.Params = sip.NewParams()
+		gone.Params.Add("expires", "0")
+		req.AppendHeader(&gone)
+	}
+	cur := p.contactHeader(contact)
+	req.AppendHeader(&cur)
+	exp := sip.ExpiresHeader(p.cfg.RegisterExpiry / time.Second)
+	req.AppendHeader(&exp)
+	req.SetDestination(p.cfg.Proxy.String())
+	res, err := cli.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("softphone: REGISTER: %w", err)
+	}
+	if res.StatusCode != 200 {
+		return fmt.Errorf("softphone: REGISTER refused: %d %s", res.StatusCode, res.Reason)
+	}
+	granted := p.cfg.RegisterExpiry
+	if e := res.GetHeader("Expires"); e != nil {
+		if v, err := strconv.Atoi(e.Value()); err == nil && v > 0 {
+			granted = time.Duration(v) * time.Second
+		}
+	}
+	p.mu.Lock()
+	p.registered = contact
+	if p.regTimer != nil {
+		p.regTimer.Stop()
+	}
+	if !p.closed {
+		p.regTimer = time.AfterFunc(granted*4/5, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := p.Register(ctx); err != nil {
+				p.log.Warn("re-register", "err", err)
+			}
+		})
+	}
+	p.mu.Unlock()
+	p.log.Debug("registered", "contact", contact, "expires", granted)
+	return nil
+}
+
+// Registered returns the contact address last registered.
+func (p *Phone) Registered() netip.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.registered
+}
+
+// ContactChanged re-registers when the contact address moved (the paper's
+// scheme, after a handover).
+func (p *Phone) ContactChanged(ctx context.Context) error {
+	if c := p.cfg.Contact(); c.IsValid() && c != p.Registered() {
+		return p.Register(ctx)
+	}
+	return nil
+}
+
+// mediaSockets opens RTP and RTCP sockets on addr.
+func (p *Phone) mediaSockets(addr netip.Addr) (net.PacketConn, net.PacketConn, int, error) {
+	for tries := 0; tries < 50; tries++ {
+		p.mu.Lock()
+		port := p.nextPort
+		p.nextPort += 2
+		if p.nextPort > p.cfg.RTPPort+2000 {
+			p.nextPort = p.cfg.RTPPort
+		}
+		p.mu.Unlock()
+		rtpc, err := p.cfg.Net.ListenUDP(netip.AddrPortFrom(addr, uint16(port)))
+		if err != nil {
+			continue
+		}
+		rtcpc, err := p.cfg.Net.ListenUDP(netip.AddrPortFrom(addr, uint16(port+1)))
+		if err != nil {
+			rtpc.Close()
+			continue
+		}
+		return rtpc, rtcpc, port, nil
+	}
+	return nil, nil, 0, errors.New("softphone: no free media ports")
+}
+
+func (p *Phone) register(c *Call) {
+	p.mu.Lock()
+	p.calls[c.ID] = c
+	p.mu.Unlock()
+	if p.cfg.OnCall != nil {
+		p.cfg.OnCall(c)
+	}
+}
+
+func (p *Phone) forget(c *Call) {
+	p.mu.Lock()
+	delete(p.calls, c.ID)
+	p.mu.Unlock()
+}
+
+// Calls returns the calls in progress.
+func (p *Phone) Calls() []*Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Call, 0, len(p.calls))
+	for _, c := range p.calls {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (p *Phone) findCall(req *sip.Request) *Call {
+	id := req.CallID()
+	if id == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[id.Value()]
+}
+
+// serveUDP serves conn and returns once the transport layer knows it, so
+// that clients pinned to it find it (otherwise sipgo would open an OS socket
+// of its own).
+func serveUDP(srv *sipgo.Server, conn net.PacketConn) error {
+	go srv.ServeUDP(conn)
+	addr := conn.LocalAddr().String()
+	for i := 0; i < 500; i++ {
+		if c, err := srv.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("softphone: SIP socket %s did not come up", addr)
+}
+
+// boundConn reports the address a socket was opened on as a *net.UDPAddr.
+// Sockets of the userspace stack bound to the unspecified address call
+// themselves ":5060", which sipgo cannot pin a client to; "[::]:5060" it can.
+type boundConn struct {
+	net.PacketConn
+	at *net.UDPAddr
+}
+
+func (c boundConn) LocalAddr() net.Addr { return c.at }
+
+func listen(n Network, at netip.AddrPort) (net.PacketConn, error) {
+	c, err := n.ListenUDP(at)
+	if err != nil {
+		return nil, err
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil && ap.Port() != 0 {
+		at = ap
+	}
+	return boundConn{PacketConn: c, at: net.UDPAddrFromAddrPort(at)}, nil
+}
+
+// newUA makes a sipgo user agent whose layers log to log (not to the
+// process-wide default).
+func newUA(name, host string, log *slog.Logger) (*sipgo.UserAgent, error) {
+	return sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)))
+}

@@ -1,0 +1,425 @@
+package softphone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/metrics"
+)
+
+// ProxyConfig configures a domain's proxy and registrar.
+type ProxyConfig struct {
+	Domain string
+	// Addr is the proxy's address (Via, Record-Route).
+	Addr netip.Addr
+	Port int
+	Net  Network
+	// Domains maps other domains to their proxies.
+	Domains map[string]netip.AddrPort
+	// Users are the domain's known users: a call to one of them that is not
+	// registered gets 480 Temporarily Unavailable, to anyone else 404.
+	Users []string
+	// MaxExpiry caps registrations (default 3600 s); MinExpiry refuses
+	// shorter ones with 423 Interval Too Brief (default 10 s).
+	MaxExpiry, MinExpiry time.Duration
+	// TransactionTimeout ends a forwarded request without a final
+	// answer with 408 Request Timeout (default 32 s, Timer B).
+	TransactionTimeout time.Duration
+	Metrics            *metrics.Set
+	Log                *slog.Logger
+}
+
+// Proxy is a stateful proxy (RFC 3261 16) with Record-Route, and the
+// registrar (RFC 3261 10.3) of one domain, keyed on the To address of
+// record.
+type Proxy struct {
+	cfg    ProxyConfig
+	log    *slog.Logger
+	m      *metrics.Set
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	conn   net.PacketConn
+	self   string // host:port of the proxy
+
+	mu       sync.Mutex
+	location map[string][]contactBinding // "user@domain" -> contacts
+	known    map[string]bool
+}
+
+type contactBinding struct {
+	uri     sip.Uri
+	expires time.Time
+}
+
+// NewProxy starts the proxy on [Addr]:Port of its network.
+func NewProxy(cfg ProxyConfig) (*Proxy, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 5060
+	}
+	if cfg.MaxExpiry == 0 {
+		cfg.MaxExpiry = time.Hour
+	}
+	if cfg.MinExpiry == 0 {
+		cfg.MinExpiry = 10 * time.Second
+	}
+	if cfg.TransactionTimeout == 0 {
+		cfg.TransactionTimeout = 32 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = &metrics.Set{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	ua, err := newUA("mip6-proxy", cfg.Domain, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Log))
+	if err != nil {
+		ua.Close()
+		return nil, err
+	}
+	at := netip.AddrPortFrom(cfg.Addr, uint16(cfg.Port))
+	conn, err := listen(cfg.Net, at)
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip proxy: listening on %s: %w", at, err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.Addr.String()), sipgo.WithClientPort(cfg.Port),
+		sipgo.WithClientConnectionAddr(conn.LocalAddr().String()), sipgo.WithClientLogger(cfg.Log))
+	if err != nil {
+		ua.Close()
+		conn.Close()
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Log.With("sip_domain", cfg.Domain), m: cfg.Metrics, ua: ua, srv: srv, client: client,
+		conn: conn, self: at.String(), location: map[string][]contactBinding{}, known: map[string]bool{}}
+	for _, u := range cfg.Users {
+		p.known[u] = true
+	}
+	srv.OnRegister(p.onRegister)
+	srv.OnAck(p.onAck)
+	srv.OnNoRoute(p.route)
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.BYE, sip.CANCEL, sip.OPTIONS, sip.MESSAGE, sip.INFO, sip.UPDATE,
+		sip.PRACK, sip.REFER, sip.NOTIFY, sip.SUBSCRIBE} {
+		srv.OnRequest(m, p.route)
+	}
+	if err := serveUDP(srv, conn); err != nil {
+		conn.Close()
+		ua.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close stops the proxy.
+func (p *Proxy) Close() error {
+	p.srv.Close()
+	p.ua.Close()
+	return p.conn.Close()
+}
+
+// Lookup returns the live contacts registered for user@domain.
+func (p *Proxy) Lookup(aor string) []sip.Uri {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var out []sip.Uri
+	for _, b := range p.location[aor] {
+		if now.Before(b.expires) {
+			out = append(out, b.uri)
+		}
+	}
+	return out
+}
+
+func (p *Proxy) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
+	p.m.Add("sip.proxy.answered."+strconv.Itoa(code), 1)
+	tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+}
+
+// onRegister is the registrar: bindings keyed on the To address of record
+// (not on the Contact's user part), with per-contact expiry.
+func (p *Proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	p.m.Add("sip.proxy.register", 1)
+	to := req.To()
+	if to == nil || !strings.EqualFold(req.Recipient.Host, p.cfg.Domain) || !strings.EqualFold(to.Address.Host, p.cfg.Domain) {
+		p.reply(tx, req, 404, "Not Found (not this registrar's domain)")
+		return
+	}
+	aor := to.Address.User + "@" + p.cfg.Domain
+	defExp := 3600 * time.Second
+	if e := req.GetHeader("Expires"); e != nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(e.Value())); err == nil && v >= 0 {
+			defExp = time.Duration(v) * time.Second
+		} else {
+			p.reply(tx, req, 400, "Bad Request (Expires)")
+			return
+		}
+	}
+	now := time.Now()
+	p.mu.Lock()
+	bindings := p.location[aor]
+	for _, h := range req.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		if ch.Address.Wildcard || ch.Address.Host == "*" {
+			if defExp != 0 {
+				p.mu.Unlock()
+				p.reply(tx, req, 400, "Bad Request (Contact: * needs Expires: 0)")
+				return
+			}
+			bindings = nil
+			continue
+		}
+		exp := defExp
+		if v, ok := ch.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				exp = time.Duration(n) * time.Second
+			}
+		}
+		if exp > 0 && exp < p.cfg.MinExpiry {
+			p.mu.Unlock()
+			res := sip.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
+			res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(p.cfg.MinExpiry/time.Second))))
+			tx.Respond(res)
+			return
+		}
+		exp = min(exp, p.cfg.MaxExpiry)
+		uri := ch.Address
+		uri.UriParams = nil
+		kept := bindings[:0]
+		for _, b := range bindings {
+			if b.uri.Host != uri.Host || b.uri.Port != uri.Port || b.uri.User != uri.User {
+				kept = append(kept, b)
+			}
+		}
+		bindings = kept
+		if exp > 0 {
+			bindings = append(bindings, contactBinding{uri: uri, expires: now.Add(exp)})
+		}
+	}
+	if len(bindings) == 0 {
+		delete(p.location, aor)
+	} else {
+		p.location[aor] = bindings
+	}
+	current := append([]contactBinding(nil), bindings...)
+	p.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	for _, b := range current {
+		c := &sip.ContactHeader{Address: b.uri, Params: sip.NewParams()}
+		c.Params.Add("expires", strconv.Itoa(int(time.Until(b.expires)/time.Second)))
+		res.AppendHeader(c)
+	}
+	if len(current) > 0 {
+		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(time.Until(current[len(current)-1].expires)/time.Second))))
+	}
+	p.m.Add("sip.proxy.answered.200", 1)
+	tx.Respond(res)
+}
+
+// ErrNoTarget means the proxy cannot route a request.
+var errNoTarget = errors.New("no target")
+
+// target decides where a request goes: the top Route (loose routing), or by
+// Request-URI: a registered contact of our domain, another domain's proxy,
+// or an address literal.
+func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) {
+	// Remove our own Route entry (we asked to stay on the path).
+	if r := req.Route(); r != nil && p.isSelf(r.Address) {
+		req.RemoveHeader("Route") // the topmost one
+	}
+	if r := req.Route(); r != nil && !p.isSelf(r.Address) {
+		return r.Address.HostPort(), 0, ""
+	}
+	u := req.Recipient
+	switch {
+	case strings.EqualFold(u.Host, p.cfg.Domain):
+		contacts := p.Lookup(u.User + "@" + p.cfg.Domain)
+		if len(contacts) == 0 {
+			if p.known[u.User] {
+				return "", 480, "Temporarily Unavailable"
+			}
+			return "", 404, "Not Found"
+		}
+		c := contacts[len(contacts)-1] // the most recent registration
+		req.Recipient = c
+		return c.HostPort(), 0, ""
+	default:
+		if ap, ok := p.cfg.Domains[strings.ToLower(u.Host)]; ok {
+			return ap.String(), 0, ""
+		}
+		if a, err := netip.ParseAddr(strings.Trim(u.Host, "[]")); err == nil {
+			port := u.Port
+			if port == 0 {
+				port = 5060
+			}
+			if netip.AddrPortFrom(a, uint16(port)).String() == p.self {
+				return "", 404, "Not Found"
+			}
+			return netip.AddrPortFrom(a, uint16(port)).String(), 0, ""
+		}
+	}
+	return "", 404, "Not Found"
+}
+
+func (p *Proxy) isSelf(u sip.Uri) bool {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	a, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	return err == nil && netip.AddrPortFrom(a, uint16(port)).String() == p.self
+}
+
+// route forwards a request statefully and relays the answers.
+func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
+	p.m.Add("sip.proxy.request."+strings.ToLower(req.Method.String()), 1)
+	if mf := req.MaxForwards(); mf != nil && mf.Val() <= 1 {
+		p.reply(tx, req, 483, "Too Many Hops")
+		return
+	}
+	dest, code, reason := p.target(req)
+	if code != 0 {
+		p.reply(tx, req, code, reason)
+		return
+	}
+	req.SetDestination(dest)
+	opts := []sipgo.ClientRequestOption{sipgo.ClientRequestDecreaseMaxForward, sipgo.ClientRequestAddVia, p.pinConnection}
+	if req.IsInvite() {
+		opts = append(opts, sipgo.ClientRequestAddRecordRoute)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
+	defer cancel()
+	clTx, err := p.client.TransactionRequest(ctx, req, opts...)
+	if err != nil {
+		p.log.Debug("forward failed", "err", err, "dest", dest)
+		p.reply(tx, req, 503, "Service Unavailable")
+		return
+	}
+	defer clTx.Terminate()
+	p.m.Add("sip.proxy.forwarded", 1)
+	if req.IsInvite() {
+		tx.OnCancel(func(*sip.Request) {
+			cancelReq := newCancel(req)
+			p.client.WriteRequest(cancelReq, p.pinConnection)
+			p.m.Add("sip.proxy.cancelled", 1)
+		})
+	}
+	final := false
+	for {
+		select {
+		case res, more := <-clTx.Responses():
+			if !more {
+				if !final {
+					p.reply(tx, req, 408, "Request Timeout")
+				}
+				return
+			}
+			res.RemoveHeader("Via") // our own, the topmost (RFC 3261 16.7)
+			// Answer to where the request came from: deriving it from an
+			// IPv6 Via sent-by trips sipgo ("too many colons").
+			res.SetDestination(req.Source())
+			if err := tx.Respond(res); err != nil {
+				p.log.Debug("relay response", "err", err)
+			}
+			if res.StatusCode >= 200 {
+				final = true
+				if !req.IsInvite() {
+					return
+				}
+			}
+		case ack := <-tx.Acks():
+			// The ACK for a non-2xx final answer ends here (hop by hop).
+			_ = ack
+		case <-tx.Done():
+			return
+		case <-clTx.Done():
+			if !final {
+				p.reply(tx, req, 408, "Request Timeout")
+			}
+			return
+		case <-ctx.Done():
+			if !final {
+				p.reply(tx, req, 408, "Request Timeout")
+			}
+			return
+		}
+	}
+}
+
+// pinConnection makes forwarded requests leave through the proxy's own
+// socket (and so through the node's stack).
+func (p *Proxy) pinConnection(c *sipgo.Client, req *sip.Request) error {
+	ap, err := netip.ParseAddrPort(p.conn.LocalAddr().String())
+	if err != nil {
+		return err
+	}
+	req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Hostname: ap.Addr().String()}
+	return nil
+}
+
+// onAck forwards the ACK of a 2xx (its own transaction) statelessly.
+func (p *Proxy) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	p.m.Add("sip.proxy.request.ack", 1)
+	dest, code, _ := p.target(req)
+	if code != 0 {
+		return
+	}
+	req.SetDestination(dest)
+	if err := p.client.WriteRequest(req, sipgo.ClientRequestDecreaseMaxForward, sipgo.ClientRequestAddVia, p.pinConnection); err != nil {
+		p.log.Debug("forward ACK", "err", err)
+	}
+}
+
+// newCancel builds the CANCEL for a forwarded INVITE: same Request-URI,
+// Call-ID, From, To, CSeq number and top Via (RFC 3261 9.1).
+func newCancel(inv *sip.Request) *sip.Request {
+	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	if via := inv.Via(); via != nil {
+		c.AppendHeader(sip.HeaderClone(via))
+	}
+	for _, name := range []string{"From", "To", "Call-ID", "Route"} {
+		if h := inv.GetHeader(name); h != nil {
+			c.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	c.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	c.SetDestination(inv.Destination())
+	c.SetTransport(inv.Transport())
+	return c
+}
+
+// Registrations lists the registrar's bindings, for status output.
+func (p *Proxy) Registrations() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	now := time.Now()
+	for aor, bs := range p.location {
+		for _, b := range bs {
+			if now.Before(b.expires) {
+				out[aor] = append(out[aor], b.uri.String())
+			}
+		}
+		sort.Strings(out[aor])
+	}
+	return out
+}
