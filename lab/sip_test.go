@@ -15,7 +15,9 @@ func sipCall(t *testing.T, l *Lab, before, after time.Duration, move string) (so
 	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
 	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
 	callee := l.Node("mn2").SIP.Phone
-	callee.SetAudio(func(string, bool) (softphone.Source, softphone.Sink) { return &softphone.TestPattern{Seed: 2}, softphone.Discard{} })
+	callee.SetAudio(func(string, bool) (softphone.Source, softphone.Sink) {
+		return &softphone.TestPattern{Seed: 2}, softphone.Discard{}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"},

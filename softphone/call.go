@@ -122,7 +122,6 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	return c, nil
 }
 
-
 func (c *Call) start(remote netip.AddrPort, codec Codec, src Source, sink Sink, verify *TestPattern) {
 	c.codec = codec
 	c.media = StartMedia(MediaConfig{RTP: c.rtp, RTCP: c.rtcp, Remote: remote, Codec: codec, Source: src, Sink: sink,
