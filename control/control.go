@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +33,51 @@ type Response struct {
 // Handler answers one command.
 type Handler func(ctx context.Context, args map[string]string) (any, error)
 
+// StreamHandler answers a command that streams: it reads what the client
+// sends after the request from in, and writes Frames to out.
+type StreamHandler func(ctx context.Context, args map[string]string, in io.Reader, out *FrameWriter) error
+
+// Frame types of a streaming answer.
+const (
+	FrameData   = 'D' // payload bytes (audio)
+	FrameResult = 'R' // the final JSON result
+	FrameError  = 'E' // a final error message
+)
+
+// FrameWriter writes length-prefixed frames: type (1 byte), length (4
+// bytes, big-endian), payload.
+type FrameWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// Write sends one frame.
+func (f *FrameWriter) Write(typ byte, p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hdr := []byte{typ, byte(len(p) >> 24), byte(len(p) >> 16), byte(len(p) >> 8), byte(len(p))}
+	if _, err := f.w.Write(hdr); err != nil {
+		return err
+	}
+	_, err := f.w.Write(p)
+	return err
+}
+
+// ReadFrame reads one frame.
+func ReadFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(hdr[1])<<24 | int(hdr[2])<<16 | int(hdr[3])<<8 | int(hdr[4])
+	if n > 16<<20 {
+		return 0, nil, fmt.Errorf("control: frame of %d bytes", n)
+	}
+	p := make([]byte, n)
+	_, err := io.ReadFull(r, p)
+	return hdr[0], p, err
+}
+
 // Server serves a node's commands on a unix socket.
 type Server struct {
 	path string
@@ -39,6 +85,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	handlers map[string]Handler
+	streams  map[string]StreamHandler
 	wg       sync.WaitGroup
 }
 
@@ -69,7 +116,7 @@ func Listen(path string) (*Server, error) {
 		return nil, fmt.Errorf("control: listening on %s: %w", path, err)
 	}
 	os.Chmod(path, 0o600)
-	return &Server{path: path, ln: ln, handlers: map[string]Handler{}}, nil
+	return &Server{path: path, ln: ln, handlers: map[string]Handler{}, streams: map[string]StreamHandler{}}, nil
 }
 
 // Path returns the socket path.
@@ -79,6 +126,13 @@ func (s *Server) Path() string { return s.path }
 func (s *Server) Handle(cmd string, h Handler) {
 	s.mu.Lock()
 	s.handlers[cmd] = h
+	s.mu.Unlock()
+}
+
+// HandleStream registers a streaming command.
+func (s *Server) HandleStream(cmd string, h StreamHandler) {
+	s.mu.Lock()
+	s.streams[cmd] = h
 	s.mu.Unlock()
 }
 
@@ -101,15 +155,31 @@ func (s *Server) Serve(ctx context.Context) {
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	var req Request
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := json.NewDecoder(c).Decode(&req); err != nil {
+	dec := json.NewDecoder(c)
+	if err := dec.Decode(&req); err != nil {
 		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
 		return
 	}
 	c.SetReadDeadline(time.Time{})
 	s.mu.Lock()
+	sh, streaming := s.streams[req.Cmd]
+	s.mu.Unlock()
+	if streaming {
+		// What the decoder read ahead belongs to the stream.
+		in := io.MultiReader(dec.Buffered(), c)
+		out := &FrameWriter{w: c}
+		if err := sh(ctx, req.Args, in, out); err != nil {
+			out.Write(FrameError, []byte(err.Error()))
+		}
+		return
+	}
+	s.mu.Lock()
 	h, ok := s.handlers[req.Cmd]
 	var names []string
 	for k := range s.handlers {
+		names = append(names, k)
+	}
+	for k := range s.streams {
 		names = append(names, k)
 	}
 	s.mu.Unlock()
@@ -162,4 +232,19 @@ func Call(ctx context.Context, path string, req Request) (json.RawMessage, error
 		return nil, errors.New(resp.Error)
 	}
 	return resp.Data, nil
+}
+
+// Stream sends a streaming request and returns the connection: write the
+// stream to it (CloseWrite ends it), read frames from it.
+func Stream(ctx context.Context, path string, req Request) (*net.UnixConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("no node answers on %s (is it running? pass --control if it uses another socket): %w", path, err)
+	}
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
 }

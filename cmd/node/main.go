@@ -20,6 +20,10 @@ Usage:
                                                neighbours, routes and counters
   node handover --to LINK [--name NAME | --control PATH]
                                                move a running mobile node to another access link
+  node call SIP-URI [--name NAME | --control PATH] [--duration D] [--audio-in F] [--audio-out F] [--json]
+                                               place a call from a running node's softphone and
+                                               print the call report (audio: WAV, raw, or - for
+                                               stdin/stdout: arecord ... | node call ... | aplay)
 
 Run 'node COMMAND --help' for the flags of a command.
 Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file.
@@ -57,6 +61,8 @@ func run(args []string) int {
 		err = cmdStatus(args[1:])
 	case args[0] == "handover":
 		err = cmdHandover(args[1:])
+	case args[0] == "call":
+		err = cmdCall(args[1:])
 	case args[0] == "testbed-plan":
 		err = cmdPlan(args[1:])
 	case len(args[0]) > 0 && args[0][0] == '-':

@@ -112,7 +112,7 @@ func cmdRun(args []string, mode string) error {
 		return err
 	}
 	n.AddCloser(srv.Close)
-	registerControl(srv, n)
+	n.RegisterControl(srv)
 	go srv.Serve(n.Context())
 
 	if err := n.Start(!*noWatch); err != nil {
@@ -141,23 +141,3 @@ func port(n *node.Node) uint16 {
 	return n.Host.Port()
 }
 
-// registerControl answers the control commands every node knows.
-func registerControl(srv *control.Server, n *node.Node) {
-	srv.Handle("status", func(context.Context, map[string]string) (any, error) {
-		return n.Status(), nil
-	})
-	srv.Handle("handover", func(ctx context.Context, args map[string]string) (any, error) {
-		link := args["to"]
-		start := time.Now()
-		if err := n.Handover(link); err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		att, err := n.WaitAttached(ctx, link)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"link": att.Link.Name, "address": att.Address, "prefix": att.Prefix.String(), "took_ms": float64(time.Since(start).Microseconds()) / 1000}, nil
-	})
-}
