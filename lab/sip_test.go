@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -99,5 +100,44 @@ func TestSIPCallReportsLoss(t *testing.T) {
 	}
 	if caller.FramesMismatched != 0 {
 		t.Errorf("%d frames arrived altered", caller.FramesMismatched)
+	}
+}
+
+// RTP from a third host, aimed at a call's media port, is ignored and
+// counted; the call's own audio is untouched.
+func TestRTPFromUnexpectedSource(t *testing.T) {
+	l := startFig4Scheme(t, config.SchemeHA2R, Options{NoDelay: true})
+	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
+	l.Node("mn2").SIP.Phone.SetAudio(func(string, bool) (softphone.Source, softphone.Sink) {
+		return &softphone.TestPattern{Seed: 2}, softphone.Discard{}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"},
+		softphone.CallOptions{Source: &softphone.Tone{}, Sink: softphone.Discard{}, Verify: &softphone.TestPattern{Seed: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	media, err := netip.ParseAddrPort(c.Report().Local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intruder, err := l.Userspace("cn").DialUDP(netip.AddrPort{}, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Close()
+	pkt := append([]byte{0x80, 0, 0, 1, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}, make([]byte, 160)...)
+	for i := 0; i < 25; i++ {
+		intruder.Write(pkt)
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := c.Hangup(ctx)
+	if r.UnexpectedSource < 20 {
+		t.Errorf("only %d of 25 intruding packets were counted as ignored", r.UnexpectedSource)
+	}
+	if r.FramesMismatched != 0 || r.FramesVerified < 20 {
+		t.Errorf("the call's audio: %d intact, %d differ", r.FramesVerified, r.FramesMismatched)
 	}
 }

@@ -184,6 +184,7 @@ func (p *Phone) client(addr netip.Addr) (*sipgo.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	pin(p.ua, c, p.conn)
 	p.clients[addr] = c
 	return c, nil
 }
@@ -375,8 +376,36 @@ func listen(n Network, at netip.AddrPort) (net.PacketConn, error) {
 
 // newUA makes a sipgo user agent whose layers log to log (not to the
 // process-wide default).
-func newUA(name, host string, log *slog.Logger) (*sipgo.UserAgent, error) {
+func newUA(name, host string, log *slog.Logger, txOpts ...sip.TransactionLayerOption) (*sipgo.UserAgent, error) {
 	return sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)))
+		sipgo.WithUserAgentTransactionLayerOptions(append(txOpts, sip.WithTransactionLayerLogger(log))...))
+}
+
+// pinnedRequester sends every request of a client through one socket: the
+// one the phone or proxy serves. sipgo's in-dialog requests (ACK, BYE,
+// re-INVITE) skip the client's connection-address option and would
+// otherwise open an OS socket, which on the userspace stack cannot reach
+// the overlay at all.
+type pinnedRequester struct {
+	ua    *sipgo.UserAgent
+	laddr sip.Addr
+}
+
+func (p pinnedRequester) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	p.laddr.Copy(&req.Laddr)
+	if req.IsAck() {
+		return nil, p.ua.TransportLayer().WriteMsg(req)
+	}
+	tx, err := p.ua.TransactionLayer().Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// pin makes client send only through conn.
+func pin(ua *sipgo.UserAgent, client *sipgo.Client, conn net.PacketConn) {
+	ap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	client.TxRequester = pinnedRequester{ua: ua, laddr: sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Hostname: ap.Addr().String()}}
 }

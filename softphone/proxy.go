@@ -83,7 +83,14 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	ua, err := newUA("mip6-proxy", cfg.Domain, cfg.Log)
+	var p *Proxy
+	// 2xx retransmissions arrive after the client transaction ended (RFC
+	// 3261 17.1.1.2): a proxy forwards them upstream statelessly.
+	ua, err := newUA("mip6-proxy", cfg.Domain, cfg.Log, sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+		if p != nil {
+			p.relayStray(r)
+		}
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +112,8 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		conn.Close()
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Log.With("sip_domain", cfg.Domain), m: cfg.Metrics, ua: ua, srv: srv, client: client,
+	pin(ua, client, conn)
+	p = &Proxy{cfg: cfg, log: cfg.Log.With("sip_domain", cfg.Domain), m: cfg.Metrics, ua: ua, srv: srv, client: client,
 		conn: conn, self: at.String(), location: map[string][]contactBinding{}, known: map[string]bool{}}
 	for _, u := range cfg.Users {
 		p.known[u] = true
@@ -250,7 +258,9 @@ func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) 
 	}
 	u := req.Recipient
 	switch {
-	case strings.EqualFold(u.Host, p.cfg.Domain):
+	case strings.EqualFold(u.Host, p.cfg.Domain) || p.isSelf(u) && u.User != "":
+		// Our domain, or our own address (as sipp and others address a
+		// proxy): look the user up.
 		contacts := p.Lookup(u.User + "@" + p.cfg.Domain)
 		if len(contacts) == 0 {
 			if p.known[u.User] {
@@ -373,6 +383,43 @@ func (p *Proxy) pinConnection(c *sipgo.Client, req *sip.Request) error {
 	}
 	req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Hostname: ap.Addr().String()}
 	return nil
+}
+
+// relayStray forwards a response no transaction wants (a 2xx
+// retransmission) to the next Via, once the top one is ours.
+func (p *Proxy) relayStray(r *sip.Response) {
+	vias := r.GetHeaders("Via")
+	if len(vias) == 0 {
+		return
+	}
+	top, ok := vias[0].(*sip.ViaHeader)
+	if !ok || top.Port != p.cfg.Port || strings.Trim(top.Host, "[]") != p.cfg.Addr.String() {
+		return
+	}
+	r.RemoveHeader("Via")
+	next := r.Via()
+	if next == nil {
+		return
+	}
+	host, port := strings.Trim(next.Host, "[]"), next.Port
+	if rcv, ok := next.Params.Get("received"); ok {
+		host = strings.Trim(rcv, "[]")
+	}
+	if rp, ok := next.Params.Get("rport"); ok {
+		if n, err := strconv.Atoi(rp); err == nil {
+			port = n
+		}
+	}
+	if port == 0 {
+		port = 5060
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return
+	}
+	r.SetDestination(netip.AddrPortFrom(a, uint16(port)).String())
+	p.m.Add("sip.proxy.relayed_retransmission", 1)
+	p.ua.TransportLayer().WriteMsg(r)
 }
 
 // onAck forwards the ACK of a 2xx (its own transaction) statelessly.

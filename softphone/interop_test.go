@@ -1,0 +1,227 @@
+package softphone
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/internal/testenv"
+)
+
+// Interoperability with real peers from Debian, all on IPv6 loopback: the
+// baresip softphone and SIPp.
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// baresip starts a baresip bound to ::1 with an account at our proxy.
+func baresip(t *testing.T, user string, sipPort, proxyPort int, extra ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`poll_method epoll
+sip_listen [::1]:%d
+audio_player aufile,%s
+audio_source aufile,%s
+audio_alert aufile,/dev/null
+rtp_ports 31000-31100
+module_path /usr/lib/baresip/modules
+module g711.so
+module aufile.so
+module_app account.so
+module_app menu.so
+`, sipPort, filepath.Join(dir, "rx.wav"), toneWAV(t, dir))
+	acc := fmt.Sprintf("<sip:%s@d1>;regint=60;outbound=\"sip:[::1]:%d;transport=udp\";answermode=auto;audio_codecs=PCMU\n", user, proxyPort)
+	os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(dir, "accounts"), []byte(acc), 0o644)
+	args := append([]string{"-f", dir, "-6", "-n", "::1"}, extra...)
+	cmd := exec.Command("baresip", args...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("baresip output:\n%s", out.String())
+		}
+	})
+	return cmd, out
+}
+
+// toneWAV writes 20 s of tone for baresip to send (its sine source only
+// works at 48 kHz).
+func toneWAV(t *testing.T, dir string) string {
+	path := filepath.Join(dir, "tone.wav")
+	w, err := CreateWAV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := &Tone{}
+	pcm := make([]int16, FrameSamples)
+	for i := 0; i < 1000; i++ {
+		tone.ReadFrame(pcm)
+		w.WriteFrame(pcm)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBaresipInterop(t *testing.T) {
+	testenv.RequireTools(t, "baresip")
+	proxy := startProxy(t, "d1", 26060, "alice", "bare")
+	alice := startPhone(t, "alice", "d1", 26061, 26060, nil)
+	_, bareOut := baresip(t, "bare", 26070, 26060)
+
+	// baresip registers with our registrar over IPv6.
+	waitFor(t, "baresip's registration", 10*time.Second, func() bool { return len(proxy.Lookup("bare@d1")) > 0 })
+	if c := proxy.Lookup("bare@d1")[0]; strings.Trim(c.Host, "[]") != "::1" || c.Port != 26070 {
+		t.Errorf("baresip registered contact %s", c.String())
+	}
+
+	// Our softphone calls baresip; RTP flows both ways.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := alice.Call(ctx, sip.Uri{User: "bare", Host: "d1"}, CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(7 * time.Second) // long enough for baresip's first RTCP report
+	r := c.Hangup(ctx)
+	t.Logf("alice -> baresip:\n%s", r.Text())
+	if r.PacketsReceived < 300 {
+		t.Errorf("received %d RTP packets from baresip in 7 s", r.PacketsReceived)
+	}
+	if r.RTCPReceived == 0 {
+		t.Errorf("no RTCP from baresip")
+	}
+	// And baresip received ours: it says so once our stream is established.
+	if !strings.Contains(bareOut.String(), "incoming rtp for 'audio' established") {
+		t.Errorf("baresip never received our RTP")
+	}
+
+	// baresip calls our softphone (which answers on its own).
+	var got *Call
+	alice.cfg.OnCall = func(c *Call) { got = c }
+	// (Next to the first baresip's UDP/TCP 26070 and TLS 26071.)
+	baresip(t, "bare2", 26076, 26060, "-e", "/dial sip:alice@d1", "-t", "4")
+	waitFor(t, "baresip's call", 10*time.Second, func() bool { return len(alice.Calls()) > 0 })
+	waitFor(t, "baresip's BYE", 10*time.Second, func() bool { return len(alice.Calls()) == 0 })
+	if got == nil {
+		t.Fatal("no call seen")
+	}
+	rr := got.Report()
+	t.Logf("baresip -> alice:\n%s", rr.Text())
+	if rr.PacketsReceived < 50 || rr.PacketsSent < 50 {
+		t.Errorf("baresip's call carried %d packets in and %d out", rr.PacketsReceived, rr.PacketsSent)
+	}
+}
+
+// sipp runs SIPp with args and returns its output.
+func sipp(t *testing.T, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", append(args, "-nostdin", "-trace_err", "-error_file", filepath.Join(t.TempDir(), "err.log"))...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// SIPp's built-in UAC places calls through our proxy to our softphone; our
+// softphone calls SIPp's built-in UAS.
+func TestSippInterop(t *testing.T) {
+	testenv.RequireTools(t, "sipp")
+	startProxy(t, "d1", 26080, "alice")
+	alice := startPhone(t, "alice", "d1", 26081, 26080, nil)
+
+	out, err := sipp(t, 30*time.Second, "-sn", "uac", "[::1]:26080", "-s", "alice", "-i", "::1", "-p", "26085",
+		"-m", "3", "-r", "2", "-l", "1", "-d", "500")
+	if err != nil {
+		t.Fatalf("sipp uac through our proxy: %v\n%s", err, lastLines(out, 30))
+	}
+	if !strings.Contains(out, "Successful call") {
+		t.Fatalf("sipp output:\n%s", lastLines(out, 30))
+	}
+
+	uas := exec.Command("sipp", "-sn", "uas", "-i", "::1", "-p", "26090", "-m", "1", "-nostdin")
+	var uasOut lockedBuffer
+	uas.Stdout, uas.Stderr = &uasOut, &uasOut
+	if err := uas.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer uas.Process.Kill()
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := alice.Call(ctx, sip.Uri{User: "service", Host: "::1", Port: 26090}, CallOptions{})
+	if err != nil {
+		t.Fatalf("call to sipp uas: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// SIPp's built-in UAS answers the BYE towards where the INVITE came
+	// from (our proxy, which it did not Record-Route through), so do not
+	// wait long for that 200.
+	bye, cancelBye := context.WithTimeout(ctx, time.Second)
+	c.Hangup(bye)
+	cancelBye()
+	done := make(chan error, 1)
+	go func() { done <- uas.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("sipp uas: %v\n%s", err, lastLines(uasOut.String(), 30))
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("sipp uas did not finish:\n%s", lastLines(uasOut.String(), 30))
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
