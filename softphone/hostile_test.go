@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // hostile sends raw datagrams to a SIP endpoint and reads answers.
@@ -123,4 +122,3 @@ func TestHostileSIP(t *testing.T) {
 	}
 	_ = alice
 }
-

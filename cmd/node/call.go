@@ -108,4 +108,3 @@ func cmdCall(args []string) error {
 		}
 	}
 }
-

@@ -140,4 +140,3 @@ func port(n *node.Node) uint16 {
 	}
 	return n.Host.Port()
 }
-
