@@ -24,6 +24,8 @@ Usage:
                                                place a call from a running node's softphone and
                                                print the call report (audio: WAV, raw, or - for
                                                stdin/stdout: arecord ... | node call ... | aplay)
+  node sip-proxy --listen [ADDR]:PORT --domain DOMAIN
+                                               the SIP proxy/registrar alone, on this host's sockets
 
 Run 'node COMMAND --help' for the flags of a command.
 Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file.
@@ -63,6 +65,8 @@ func run(args []string) int {
 		err = cmdHandover(args[1:])
 	case args[0] == "call":
 		err = cmdCall(args[1:])
+	case args[0] == "sip-proxy":
+		err = cmdSIPProxy(args[1:])
 	case args[0] == "testbed-plan":
 		err = cmdPlan(args[1:])
 	case len(args[0]) > 0 && args[0][0] == '-':
