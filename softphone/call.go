@@ -274,12 +274,23 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if from != nil {
 		peer = from.Address.String()
 	}
-	ds.Respond(100, "Trying", nil)
+	// No 100 Trying: the phone answers well within the 200 ms after which
+	// RFC 3261 section 17.2.1 asks for one.
 	if !p.cfg.AutoAnswer {
 		ds.Respond(486, "Busy Here", nil)
 		return
 	}
 	ds.Respond(180, "Ringing", nil)
+	if d := p.cfg.AnswerDelay; d > 0 {
+		// Ring before answering. Sent back to back, a 180 and a 200 reach
+		// a sipgo proxy together, its transaction layer handles each on its
+		// own goroutine, and a 180 handled after the 200 is dropped.
+		select {
+		case <-time.After(d):
+		case <-tx.Done():
+			return
+		}
+	}
 	rtpc, rtcpc, port, err := p.mediaSockets(contact)
 	if err != nil {
 		ds.Respond(503, "Service Unavailable", nil)

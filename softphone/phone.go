@@ -47,6 +47,9 @@ type PhoneConfig struct {
 	// AutoAnswer answers incoming calls at once; otherwise they are
 	// declined with 486 Busy Here.
 	AutoAnswer bool
+	// AnswerDelay is how long an auto-answering phone rings (after its 180
+	// Ringing) before it answers.
+	AnswerDelay time.Duration
 	// Codecs in order of preference (PCMU, PCMA).
 	Codecs []Codec
 	// RegisterExpiry is the registration lifetime asked for.
@@ -67,6 +70,10 @@ type Phone struct {
 	ua   *sipgo.UserAgent
 	srv  *sipgo.Server
 	conn net.PacketConn
+
+	// regMu serialises registrations, so that a contact change and the
+	// first registration racing at start-up send one REGISTER, not two.
+	regMu sync.Mutex
 
 	mu         sync.Mutex
 	clients    map[netip.Addr]*sipgo.Client
@@ -196,6 +203,12 @@ func (p *Phone) contactHeader(addr netip.Addr) sip.ContactHeader {
 // Register registers the current contact address with the registrar (and
 // removes a previous one in the same request), and keeps it registered.
 func (p *Phone) Register(ctx context.Context) error {
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
+	return p.registerLocked(ctx)
+}
+
+func (p *Phone) registerLocked(ctx context.Context) error {
 	contact := p.cfg.Contact()
 	if !contact.IsValid() {
 		return errors.New("softphone: no address to register yet")
@@ -272,8 +285,10 @@ func (p *Phone) Registered() netip.Addr {
 // ContactChanged re-registers when the contact address moved (the paper's
 // scheme, after a handover).
 func (p *Phone) ContactChanged(ctx context.Context) error {
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
 	if c := p.cfg.Contact(); c.IsValid() && c != p.Registered() {
-		return p.Register(ctx)
+		return p.registerLocked(ctx)
 	}
 	return nil
 }

@@ -315,6 +315,12 @@ func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
 	if req.IsInvite() {
 		opts = append(opts, sipgo.ClientRequestAddRecordRoute)
 	}
+	if req.IsInvite() {
+		// A stateful proxy answers an INVITE with its own 100 Trying at
+		// once, which stops the previous hop's retransmissions (RFC 3261
+		// sections 16.2 and 17.2.1); a 100 from downstream is never relayed.
+		p.reply(tx, req, 100, "Trying")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
 	defer cancel()
 	clTx, err := p.client.TransactionRequest(ctx, req, opts...)
@@ -341,6 +347,9 @@ func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
 					p.reply(tx, req, 408, "Request Timeout")
 				}
 				return
+			}
+			if res.StatusCode == 100 {
+				continue // hop by hop (RFC 3261 16.7 step 5)
 			}
 			res.RemoveHeader("Via") // our own, the topmost (RFC 3261 16.7)
 			// Answer to where the request came from: deriving it from an

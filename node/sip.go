@@ -1,0 +1,182 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/softphone"
+	"github.com/ha2r/mip6testbed/tun"
+)
+
+// SIP holds the node's SIP service: a home agent's proxy, a host's phone.
+type SIP struct {
+	Proxy *softphone.Proxy
+	Phone *softphone.Phone
+}
+
+// stackNetwork opens sockets on the node's userspace stack.
+type stackNetwork struct{ u *tun.Userspace }
+
+func (s stackNetwork) ListenUDP(at netip.AddrPort) (net.PacketConn, error) { return s.u.ListenUDP(at) }
+
+// network returns where the node's SIP and RTP sockets live: its userspace
+// stack, or the kernel (a kernel TUN carries the node's addresses).
+func (n *Node) network() softphone.Network {
+	if u, ok := n.Dev.(*tun.Userspace); ok {
+		return stackNetwork{u}
+	}
+	return softphone.KernelNetwork{}
+}
+
+// SIPDomains maps every SIP domain of the topology to its proxy.
+func SIPDomains(t *config.Topology) map[string]netip.AddrPort {
+	m := map[string]netip.AddrPort{}
+	for _, r := range t.Routers() {
+		if r.SIPDomain != "" {
+			m[strings.ToLower(r.SIPDomain)] = netip.AddrPortFrom(r.Address, 5060)
+		}
+	}
+	return m
+}
+
+func parseAOR(s string) (sip.Uri, error) {
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return u, err
+	}
+	return sip.Uri{User: u.User, Host: strings.ToLower(u.Host)}, nil
+}
+
+// startSIP starts the node's SIP service; call after Start (it needs the
+// node's addresses).
+func (n *Node) startSIP() error {
+	t, nc := n.Topo, n.Cfg
+	switch {
+	case nc.Role == config.RoleHA && nc.SIPDomain != "" && n.Dev != nil:
+		var users []string
+		for _, h := range t.Nodes {
+			if u, err := parseAOR(h.SIPURI); err == nil && h.SIPURI != "" && strings.EqualFold(u.Host, nc.SIPDomain) {
+				users = append(users, u.User)
+			}
+		}
+		others := SIPDomains(t)
+		delete(others, strings.ToLower(nc.SIPDomain))
+		p, err := softphone.NewProxy(softphone.ProxyConfig{Domain: strings.ToLower(nc.SIPDomain), Addr: nc.Address, Net: n.network(),
+			Domains: others, Users: users, Metrics: n.Metrics, Log: n.Log})
+		if err != nil {
+			return fmt.Errorf("node %s: SIP proxy: %w", nc.Name, err)
+		}
+		n.SIP.Proxy = p
+		n.AddCloser(p.Close)
+	case n.Host != nil && nc.SIPURI != "":
+		aor, err := parseAOR(nc.SIPURI)
+		if err != nil {
+			return fmt.Errorf("node %s: sip_uri: %w", nc.Name, err)
+		}
+		proxy, ok := SIPDomains(t)[aor.Host]
+		if !ok {
+			return fmt.Errorf("node %s: no home agent serves SIP domain %q (set sip_domain on one)", nc.Name, aor.Host)
+		}
+		ph, err := softphone.NewPhone(softphone.PhoneConfig{AOR: aor, Proxy: proxy, Net: n.network(), Contact: n.sipContact,
+			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, Log: n.Log, OnCall: n.onCall})
+		if err != nil {
+			return fmt.Errorf("node %s: softphone: %w", nc.Name, err)
+		}
+		n.SIP.Phone = ph
+		n.AddCloser(ph.Close)
+		n.Host.OnMove(func(link string) {
+			now := time.Now()
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			live := n.calls[:0]
+			for _, c := range n.calls {
+				select {
+				case <-c.Done():
+					continue
+				default:
+				}
+				live = append(live, c)
+				if m := c.Media(); m != nil {
+					m.MarkHandover(link, now)
+				}
+			}
+			n.calls = live
+		})
+		n.Host.OnAttach(func(overlay.Attachment) {
+			// The paper's scheme registers the new care-of address as the
+			// Contact; give the overlay a moment to install it.
+			go func() {
+				ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+				defer cancel()
+				for i := 0; i < 100 && ctx.Err() == nil; i++ {
+					if err := ph.ContactChanged(ctx); err == nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+		})
+		go n.registerPhone()
+	}
+	return nil
+}
+
+// answerDelay is how long an auto-answering mobile node rings: long enough
+// that its 180 and 200 do not reach the proxy together, short against the
+// session setup it is part of.
+const answerDelay = 20 * time.Millisecond
+
+// registerPhone registers once the node has an address, retrying while the
+// overlay comes up.
+func (n *Node) registerPhone() {
+	for i := 0; n.ctx.Err() == nil; i++ {
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		// ContactChanged registers unless a contact change already has.
+		err := n.SIP.Phone.ContactChanged(ctx)
+		cancel()
+		if err == nil && n.SIP.Phone.Registered().IsValid() {
+			n.Metrics.Add("sip.registered", 1)
+			return
+		}
+		if err == nil {
+			err = errors.New("no address to register yet")
+		}
+		if i%10 == 9 {
+			n.Log.Warn("SIP registration", "err", err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// sipContact is the address the phone registers and uses for new sessions:
+// the home address in the standard scheme (applications never see a
+// care-of address), the current care-of address in the paper's scheme.
+func (n *Node) sipContact() netip.Addr {
+	nc := n.Cfg
+	if nc.Role == config.RoleMN && nc.Scheme == config.SchemeStandard {
+		return nc.HomeAddress
+	}
+	if a, ok := n.Host.Current(); ok {
+		return a.Address
+	}
+	return netip.Addr{}
+}
+
+// onCall marks handovers in calls as they happen.
+func (n *Node) onCall(c *softphone.Call) {
+	n.mu.Lock()
+	n.calls = append(n.calls, c)
+	n.mu.Unlock()
+}
