@@ -3,11 +3,14 @@ package overlay
 import (
 	"container/heap"
 	"encoding/binary"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ha2r/mip6testbed/ip6"
 )
 
 // Shape tells Netem the one-way delay and loss of a frame of link linkID
@@ -22,7 +25,9 @@ type Netem struct {
 	shape Shape
 
 	mu     sync.Mutex
-	rng    *rand.Rand
+	seed   uint64
+	rngs   map[lossStream]*rand.Rand
+	seq    uint64 // orders datagrams due at the same instant
 	queue  delayQueue
 	wake   chan struct{}
 	closed chan struct{}
@@ -32,12 +37,25 @@ type Netem struct {
 	Delayed atomic.Uint64
 }
 
+// lossStream is one sequence of loss decisions. Each signalling flow (the
+// source and destination of a Mobility Header or SIP packet, inside a
+// tunnel if there is one) draws from its own stream, and the rest of a
+// link's traffic from another, so that which signalling messages are lost
+// depends on the seed and on each flow's own order, not on how media and
+// other flows happened to interleave with it: the same seed gives the same
+// message counts.
+type lossStream struct {
+	link     uint32
+	src, dst netip.Addr // zero for traffic other than signalling
+}
+
 // NewNetem wraps inner; seed makes the loss pattern repeatable.
 func NewNetem(inner Bind, shape Shape, seed uint64) *Netem {
 	n := &Netem{
 		Bind:   inner,
 		shape:  shape,
-		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		seed:   seed,
+		rngs:   map[lossStream]*rand.Rand{},
 		wake:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
@@ -70,8 +88,6 @@ func (q *delayQueue) Pop() any {
 	return x
 }
 
-var netemSeq atomic.Uint64
-
 func (n *Netem) Send(bufs [][]byte, to netip.AddrPort) error {
 	if len(bufs) == 0 {
 		return nil
@@ -89,7 +105,7 @@ func (n *Netem) Send(bufs [][]byte, to netip.AddrPort) error {
 	var keep [][]byte
 	n.mu.Lock()
 	for _, b := range bufs {
-		if loss > 0 && n.rng.Float64() < loss {
+		if loss > 0 && n.rng(id, b).Float64() < loss {
 			n.Dropped.Add(1)
 			continue
 		}
@@ -97,7 +113,8 @@ func (n *Netem) Send(bufs [][]byte, to netip.AddrPort) error {
 			keep = append(keep, b)
 			continue
 		}
-		heap.Push(&n.queue, &delayed{due: now.Add(delay), seq: netemSeq.Add(1), to: to, data: append([]byte(nil), b...)})
+		n.seq++
+		heap.Push(&n.queue, &delayed{due: now.Add(delay), seq: n.seq, to: to, data: append([]byte(nil), b...)})
 		n.Delayed.Add(1)
 	}
 	n.mu.Unlock()
@@ -109,6 +126,55 @@ func (n *Netem) Send(bufs [][]byte, to netip.AddrPort) error {
 		return n.Bind.Send(keep, to)
 	}
 	return nil
+}
+
+// rng returns the loss stream of frame b on link id; n.mu is held.
+func (n *Netem) rng(id uint32, b []byte) *rand.Rand {
+	k := lossStream{link: id}
+	if len(b) > FrameHeaderLen {
+		k.src, k.dst, _ = signallingFlow(b[FrameHeaderLen:])
+	}
+	r, ok := n.rngs[k]
+	if !ok {
+		h := fnv.New64a()
+		var buf [4]byte
+		binary.BigEndian.PutUint32(buf[:], id)
+		h.Write(buf[:])
+		h.Write(k.src.AsSlice())
+		h.Write(k.dst.AsSlice())
+		s := n.seed ^ h.Sum64()
+		r = rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15))
+		n.rngs[k] = r
+	}
+	return r
+}
+
+// signallingFlow returns the source and destination of an IPv6 packet, or
+// of the packet it tunnels, that carries a Mobility Header or SIP (UDP port
+// 5060).
+func signallingFlow(pkt []byte) (src, dst netip.Addr, ok bool) {
+	if len(pkt) > 2*ip6.HeaderLen && pkt[6] == ip6.ProtoIPv6 {
+		pkt = pkt[ip6.HeaderLen:]
+	}
+	var c ip6.Chain
+	if ip6.Walk(pkt, &c) != nil {
+		return src, dst, false
+	}
+	switch c.Upper {
+	case ip6.ProtoMH:
+	case ip6.ProtoUDP:
+		if c.UpperOff+4 > len(pkt) {
+			return src, dst, false
+		}
+		u := pkt[c.UpperOff:]
+		if binary.BigEndian.Uint16(u) != 5060 && binary.BigEndian.Uint16(u[2:]) != 5060 {
+			return src, dst, false
+		}
+	default:
+		return src, dst, false
+	}
+	h := ip6.Header(pkt)
+	return h.Src(), h.Dst(), true
 }
 
 func (n *Netem) run() {
