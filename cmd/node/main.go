@@ -13,6 +13,10 @@ import (
 const usage = `node: a userspace Mobile IPv6 testbed (RFC 6275 and the HA2R scheme)
 
 Usage:
+  node demo [--scheme standard|ha2r|both] [--out DIR] [--json]
+                                               run the paper's experiment (fig4: MN1 calls MN2,
+                                               moves, hangs up) in this process for both schemes,
+                                               print the comparison and write an HTML report
   node run --config FILE --name NAME [flags]   run one node of a topology
   node --role ROLE --config FILE --name NAME   the same, refusing a role the file contradicts
   node status [--name NAME | --control PATH] [--json]
@@ -57,6 +61,8 @@ func run(args []string) int {
 	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
 		fmt.Print(usage)
 		return 0
+	case args[0] == "demo":
+		err = cmdDemo(args[1:])
 	case args[0] == "run":
 		err = cmdRun(args[1:], "")
 	case args[0] == "status":

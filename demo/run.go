@@ -1,0 +1,587 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/examples"
+	"github.com/ha2r/mip6testbed/lab"
+	"github.com/ha2r/mip6testbed/node"
+	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/softphone"
+)
+
+// Options describe one run of the experiment.
+type Options struct {
+	// Topology is a topology file's bytes (default: examples/fig4.yaml);
+	// it must have mobile nodes mn1 and mn2 with SIP URIs.
+	Topology []byte
+	Name     string // the file name, for messages
+	Schemes  []config.Scheme
+	// Before is how long the call runs before MN1's first move, After how
+	// long after its last; Between separates moves.
+	Before, Between, After time.Duration
+	// Moves is how many times MN1 moves (through its access links).
+	Moves int
+	// AccessDelay and BackboneDelay, if not negative, replace the file's
+	// delays; Loss is added on every access link.
+	AccessDelay, BackboneDelay time.Duration
+	Loss                       float64
+	Seed                       uint64
+	Progress                   io.Writer
+}
+
+// Defaults returns the demo's standard options.
+func Defaults() Options {
+	return Options{Schemes: []config.Scheme{config.SchemeStandard, config.SchemeHA2R}, Before: 3 * time.Second,
+		Between: 3 * time.Second, After: 3 * time.Second, Moves: 1, AccessDelay: -1, BackboneDelay: -1, Seed: 1}
+}
+
+// Phases of a run.
+const (
+	PhaseAttach   = "attach"
+	PhaseSetup    = "session setup"
+	PhaseSteady   = "steady state"
+	PhaseHandover = "handover"
+	PhaseTeardown = "teardown"
+)
+
+// handoverWindow is how long after a move its signalling counts as the
+// handover's.
+const handoverWindow = 2 * time.Second
+
+// PathSample is the path one RTP packet took.
+type PathSample struct {
+	Direction string   `json:"direction"`
+	Hops      []string `json:"hops"`
+	DelayMs   float64  `json:"one_way_delay_ms"`
+	Tunnelled bool     `json:"tunnelled"`
+}
+
+// Handover is one move and its cost to the media.
+type Handover struct {
+	Link     string    `json:"link"`
+	At       time.Time `json:"at"`
+	GapToMN1 float64   `json:"gap_mn2_to_mn1_ms"`
+	GapToMN2 float64   `json:"gap_mn1_to_mn2_ms"`
+	AttachMs float64   `json:"attach_ms"`
+}
+
+// Arrival is one RTP packet reaching a mobile node: seconds after the
+// INVITE, and whether it came through a tunnel.
+type Arrival struct {
+	T         float64 `json:"t"`
+	Tunnelled bool    `json:"tunnelled,omitempty"`
+}
+
+// PhaseSummary counts the signalling of one phase.
+type PhaseSummary struct {
+	Phase     string         `json:"phase"`
+	DurationS float64        `json:"duration_s"`
+	Messages  int            `json:"messages"`
+	Bytes     int            `json:"bytes"`
+	Mobility  int            `json:"mobility_messages"`
+	SIP       int            `json:"sip_messages"`
+	ByType    map[string]int `json:"by_type"`
+	BytesBy   map[string]int `json:"bytes_by_type"`
+}
+
+// Result is everything measured for one scheme.
+type Result struct {
+	Scheme string `json:"scheme"`
+	// Start, InviteAt, TeardownAt and End mark the run: nodes started, MN1
+	// sent the INVITE, MN1 hung up, the last answers were in.
+	Start      time.Time `json:"start"`
+	InviteAt   time.Time `json:"invite_at"`
+	TeardownAt time.Time `json:"teardown_at"`
+	End        time.Time `json:"end"`
+
+	Phases          []PhaseSummary `json:"phases"`
+	SteadyPerMinute float64        `json:"steady_state_messages_per_minute"`
+	// InviteToMedia is the time from the INVITE to the first media packet
+	// at MN1 and at MN2 (ms, -1 if none came), InviteToDirect to the first
+	// one that came on the direct path, not through a tunnel.
+	InviteToMedia  [2]float64 `json:"invite_to_first_media_ms"`
+	InviteToDirect [2]float64 `json:"invite_to_first_direct_media_ms"`
+	Handovers      []Handover `json:"handovers"`
+	// Caller and Callee are MN1's and MN2's own call reports.
+	Caller     softphone.Report `json:"mn1_report"`
+	Callee     softphone.Report `json:"mn2_report"`
+	PathBefore []PathSample     `json:"path_before"`
+	PathAfter  []PathSample     `json:"path_after"`
+	// Arrivals are the RTP packets that reached MN1 and MN2.
+	Arrivals [2][]Arrival `json:"arrivals"`
+
+	Messages []Message `json:"messages"`
+	Lanes    []string  `json:"lanes"`
+	// PerNode holds every node's counters at the end; CounterCheck compares
+	// them with the recorded messages.
+	PerNode      map[string]map[string]uint64 `json:"node_counters"`
+	CounterCheck map[string]CounterCheck      `json:"counter_check"`
+}
+
+func (o Options) say(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// Run runs the experiment once per scheme.
+func Run(ctx context.Context, o Options) ([]*Result, error) {
+	if o.Topology == nil {
+		o.Topology, o.Name = examples.Fig4, "fig4.yaml (built in)"
+	}
+	var out []*Result
+	for _, s := range o.Schemes {
+		r, err := runScheme(ctx, o, s)
+		if err != nil {
+			return nil, fmt.Errorf("%s scheme: %w", s, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, error) {
+	topo, err := config.Parse(o.Name, o.Topology)
+	if err != nil {
+		return nil, err
+	}
+	mn1, mn2 := topo.NodeByName("mn1"), topo.NodeByName("mn2")
+	if mn1 == nil || mn2 == nil || mn1.SIPURI == "" || mn2.SIPURI == "" {
+		return nil, fmt.Errorf("%s: the demo needs mobile nodes mn1 and mn2 with sip_uri", o.Name)
+	}
+	lab.UseScheme(topo, scheme)
+	for _, l := range topo.Links {
+		if o.AccessDelay >= 0 {
+			l.Delay = o.AccessDelay
+		}
+		l.Loss = min(1, l.Loss+o.Loss)
+	}
+	if o.BackboneDelay >= 0 {
+		topo.Backbone.Delay = o.BackboneDelay
+		topo.Backbone.Pairs = nil
+	}
+	moves := moveLinks(mn1, o.Moves)
+	tr := newTracer()
+	tr.setPhase(PhaseAttach)
+	proxies := map[string]bool{}
+	for _, r := range topo.Routers() {
+		tr.addOwner(r.Address, r.Name)
+		for _, l := range r.ServedLink {
+			tr.addOwner(overlay.LinkLocal(r.Name, l.Name), r.Name)
+		}
+		if r.SIPDomain != "" {
+			tr.sipNodes[r.Name] = r.Address
+			proxies[r.Name] = true
+		}
+	}
+	for _, n := range topo.Nodes {
+		if !n.Role.IsRouter() {
+			tr.hosts[n.Name] = true
+			tr.addOwner(n.HomeAddress, n.Name)
+		}
+	}
+	o.say("%s: starting %d nodes of %s", scheme, len(topo.Nodes), o.Name)
+	start := time.Now()
+	setup := func(n *node.Node) error {
+		if sig := n.Mobility.Signals; sig != nil {
+			sig.SetRecorder(tr.signal)
+		}
+		n.SetTap(tr.tap(n.Cfg.Name))
+		if n.Host != nil {
+			name := n.Cfg.Name
+			n.Host.OnAttach(func(a overlay.Attachment) { tr.addOwner(a.Address, name) })
+		}
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	l, err := lab.Start(sctx, topo, lab.Options{Seed: o.Seed, Setup: setup})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	cancel()
+	closeLab := sync.OnceFunc(l.Close)
+	defer closeLab()
+	res := &Result{Scheme: string(scheme), Start: start}
+
+	// Attach: home registration, the HA2R authentication, SIP registration.
+	for _, mn := range []string{"mn1", "mn2"} {
+		n := l.Node(mn)
+		if err := waitFor(ctx, 15*time.Second, func() bool {
+			st := n.Mobility.MobileNode.Status()
+			ok := st.HomeBound && n.Metrics.Get("sip.registered") > 0
+			if scheme == config.SchemeHA2R {
+				ok = ok && n.Metrics.Get("mnauth.completed") > 0
+			}
+			return ok
+		}); err != nil {
+			return nil, fmt.Errorf("%s did not register: %w", mn, err)
+		}
+	}
+	o.say("%s: mn1 and mn2 attached and registered (home agent%s, SIP) in %v", scheme,
+		map[bool]string{true: ", HA2R", false: ""}[scheme == config.SchemeHA2R], time.Since(start).Round(time.Millisecond))
+
+	// Session setup: MN1 calls MN2 through both proxies.
+	tr.setPhase(PhaseSetup)
+	callee := l.Node("mn2").SIP.Phone
+	callee.SetAudio(func(string, bool) (softphone.Source, softphone.Sink) {
+		return &softphone.TestPattern{Seed: 2}, softphone.Discard{}
+	})
+	var target sip.Uri
+	if err := sip.ParseUri(mn2.SIPURI, &target); err != nil {
+		return nil, err
+	}
+	target = sip.Uri{User: target.User, Host: target.Host}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	call, err := l.Node("mn1").SIP.Phone.Call(cctx, target, softphone.CallOptions{Source: &softphone.TestPattern{Seed: 1},
+		Sink: softphone.Discard{}, Verify: &softphone.TestPattern{Seed: 2}})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	res.InviteAt = call.InviteAt
+	o.say("%s: mn1 called %s: answered after %v", scheme, mn2.SIPURI, call.AnsweredAt.Sub(call.InviteAt).Round(time.Millisecond))
+	// Setup lasts until the INVITE transaction is over (MN2 has the ACK)
+	// and media flows on the direct path both ways; in the standard scheme
+	// that takes Return Routability and a binding each way.
+	ok := waitFor(ctx, 10*time.Second, func() bool {
+		return tr.arrived("mn2", "ACK", call.InviteAt) && !tr.firstRTP("mn1", call.InviteAt, true).IsZero() &&
+			!tr.firstRTP("mn2", call.InviteAt, true).IsZero() &&
+			(scheme != config.SchemeStandard || l.Node("mn1").Metrics.Get("rr.completed") > 0 && l.Node("mn2").Metrics.Get("rr.completed") > 0)
+	})
+	if ok != nil {
+		o.say("%s: media did not reach the direct path within 10 s of the INVITE", scheme)
+	}
+	setupEnd := time.Now()
+	tr.setPhase(PhaseSteady)
+	o.say("%s: media on the direct path %v after the INVITE", scheme, setupEnd.Sub(call.InviteAt).Round(time.Millisecond))
+	sleepCtx(ctx, o.Before-time.Since(call.AnsweredAt))
+
+	// Handovers.
+	for i, link := range moves {
+		tr.setPhase(PhaseHandover)
+		at := time.Now()
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		att, err := l.Handover(hctx, "mn1", link)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		h := Handover{Link: link, At: at, AttachMs: ms(time.Since(at))}
+		o.say("%s: mn1 moved to %s (care-of address %s), attached in %.0f ms", scheme, link, att.Address, h.AttachMs)
+		res.Handovers = append(res.Handovers, h)
+		sleepCtx(ctx, handoverWindow)
+		tr.setPhase(PhaseSteady)
+		wait := o.Between
+		if i == len(moves)-1 {
+			wait = o.After
+		}
+		sleepCtx(ctx, wait-handoverWindow)
+	}
+
+	// Teardown.
+	tr.setPhase(PhaseTeardown)
+	res.TeardownAt = time.Now()
+	bye, cancelBye := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelBye()
+	var far *softphone.Call
+	for _, c := range callee.Calls() {
+		far = c
+	}
+	res.Caller = call.Hangup(bye)
+	if far != nil {
+		select {
+		case <-far.Done():
+		case <-time.After(5 * time.Second):
+		}
+		res.Callee = far.Report()
+	}
+	time.Sleep(200 * time.Millisecond) // let the last answers arrive
+	res.End = time.Now()
+	// Stop every node before reading, so that the recorded messages and the
+	// nodes' counters describe the same run.
+	closeLab()
+	o.say("%s: call ended after %.1f s: mn1 received %d packets (lost %d), mn2 received %d (lost %d)", scheme,
+		res.Caller.DurationS, res.Caller.PacketsReceived, res.Caller.PacketsLost, res.Callee.PacketsReceived, res.Callee.PacketsLost)
+
+	res.Messages = tr.messages()
+	for i, mn := range []string{"mn1", "mn2"} {
+		res.InviteToMedia[i] = sinceMs(call.InviteAt, tr.firstRTP(mn, call.InviteAt, false))
+		res.InviteToDirect[i] = sinceMs(call.InviteAt, tr.firstRTP(mn, call.InviteAt, true))
+	}
+	for i := range res.Handovers {
+		h := &res.Handovers[i]
+		h.GapToMN1 = gapAround(res.Caller.Arrivals, h.At)
+		h.GapToMN2 = gapAround(res.Callee.Arrivals, h.At)
+	}
+	res.summarise(setupEnd)
+	res.paths(tr, call.InviteAt)
+	res.Lanes = lanes(topo, res.Messages)
+	res.PerNode = map[string]map[string]uint64{}
+	for _, name := range l.Names {
+		res.PerNode[name] = l.Node(name).Metrics.Snapshot()
+	}
+	res.checkCounters(proxies)
+	res.Arrivals[0] = tr.arrivals("mn1", res.InviteAt)
+	res.Arrivals[1] = tr.arrivals("mn2", res.InviteAt)
+	return res, nil
+}
+
+// moveLinks picks MN1's moves: through its other access links in file
+// order, home links last.
+func moveLinks(mn *config.Node, n int) []string {
+	var cand []string
+	for _, a := range mn.Access {
+		if a.Link != mn.Start {
+			cand = append(cand, a.Link)
+		}
+	}
+	cand = append(cand, mn.Start)
+	var out []string
+	for i := 0; i < n; i++ {
+		out = append(out, cand[i%len(cand)])
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sinceMs is t-t0 in ms, or -1 if t never happened.
+func sinceMs(t0, t time.Time) float64 {
+	if t.IsZero() {
+		return -1
+	}
+	return ms(t.Sub(t0))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func waitFor(ctx context.Context, limit time.Duration, f func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for !f() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// gapAround returns, in ms, the longest silence in arrivals that ends after
+// at and starts within 5 s of it.
+func gapAround(arr []softphone.Arrival, at time.Time) float64 {
+	var gap time.Duration
+	for i := 1; i < len(arr); i++ {
+		if arr[i].At.Before(at) || arr[i-1].At.After(at.Add(5*time.Second)) {
+			continue
+		}
+		if d := arr[i].At.Sub(arr[i-1].At); d > gap {
+			gap = d
+		}
+	}
+	return ms(gap)
+}
+
+// summarise counts the signalling per phase.
+func (r *Result) summarise(setupEnd time.Time) {
+	order := []string{PhaseAttach, PhaseSetup, PhaseHandover, PhaseSteady, PhaseTeardown}
+	by := map[string]*PhaseSummary{}
+	for _, p := range order {
+		by[p] = &PhaseSummary{Phase: p, ByType: map[string]int{}, BytesBy: map[string]int{}}
+	}
+	for _, m := range r.Messages {
+		s := by[m.Phase]
+		if s == nil {
+			continue
+		}
+		s.Messages++
+		s.Bytes += m.Bytes
+		name := m.Type
+		if m.Kind == "sip" {
+			s.SIP++
+			name = "SIP " + name
+		} else {
+			s.Mobility++
+		}
+		s.ByType[name]++
+		s.BytesBy[name] += m.Bytes
+	}
+	by[PhaseAttach].DurationS = r.InviteAt.Sub(r.Start).Seconds()
+	by[PhaseSetup].DurationS = setupEnd.Sub(r.InviteAt).Seconds()
+	by[PhaseHandover].DurationS = float64(len(r.Handovers)) * handoverWindow.Seconds()
+	by[PhaseSteady].DurationS = r.TeardownAt.Sub(setupEnd).Seconds() - by[PhaseHandover].DurationS
+	by[PhaseTeardown].DurationS = r.End.Sub(r.TeardownAt).Seconds()
+	for _, p := range order {
+		r.Phases = append(r.Phases, *by[p])
+	}
+	if d := by[PhaseSteady].DurationS; d > 0 {
+		r.SteadyPerMinute = float64(by[PhaseSteady].Messages) * 60 / d
+	}
+}
+
+// Phase returns a phase's summary.
+func (r *Result) Phase(p string) PhaseSummary {
+	for _, s := range r.Phases {
+		if s.Phase == p {
+			return s
+		}
+	}
+	return PhaseSummary{}
+}
+
+// CounterCheck is, for one message type, what the demo recorded and what
+// the nodes' own counters say. Mobility messages are checked against the
+// senders' counters (mh.out.TYPE, mh.out.bytes.TYPE); SIP requests against
+// the proxies' request counters, counting the first transmission of each
+// request that reached a proxy.
+type CounterCheck struct {
+	Recorded      int `json:"recorded"`
+	Counted       int `json:"counted"`
+	RecordedBytes int `json:"recorded_bytes,omitempty"`
+	CountedBytes  int `json:"counted_bytes,omitempty"`
+}
+
+// OK reports whether the record and the counters agree.
+func (c CounterCheck) OK() bool { return c.Recorded == c.Counted && c.RecordedBytes == c.CountedBytes }
+
+// checkCounters compares the recorded messages with the nodes' counters.
+func (r *Result) checkCounters(proxies map[string]bool) {
+	r.CounterCheck = map[string]CounterCheck{}
+	bump := func(name string, f func(*CounterCheck)) {
+		c := r.CounterCheck[name]
+		f(&c)
+		r.CounterCheck[name] = c
+	}
+	for _, m := range r.Messages {
+		switch {
+		case m.Kind == "mobility":
+			bump(m.Type, func(c *CounterCheck) { c.Recorded++; c.RecordedBytes += m.Bytes })
+		case proxies[m.To] && !m.Retransmission && !m.Received.IsZero() && !strings.ContainsAny(m.Type[:1], "0123456789"):
+			bump("SIP "+m.Type, func(c *CounterCheck) { c.Recorded++ })
+		}
+	}
+	for node, snap := range r.PerNode {
+		for k, v := range snap {
+			if name, ok := strings.CutPrefix(k, "mh.out.bytes."); ok {
+				bump(name, func(c *CounterCheck) { c.CountedBytes += int(v) })
+			} else if name, ok := strings.CutPrefix(k, "mh.out."); ok {
+				bump(name, func(c *CounterCheck) { c.Counted += int(v) })
+			}
+			if !proxies[node] {
+				continue
+			}
+			if k == "sip.proxy.register" {
+				bump("SIP REGISTER", func(c *CounterCheck) { c.Counted += int(v) })
+			} else if method, ok := strings.CutPrefix(k, "sip.proxy.request."); ok {
+				bump("SIP "+strings.ToUpper(method), func(c *CounterCheck) { c.Counted += int(v) })
+			}
+		}
+	}
+}
+
+// paths reconstructs the path of one RTP packet each way, just before the
+// first move and just before the end.
+func (r *Result) paths(t *tracer, inviteAt time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// SSRC of each direction, from what each mobile node sent.
+	ssrcOf := map[string]uint32{}
+	for _, s := range t.rtp {
+		if s.dir == overlay.Out && (s.node == "mn1" || s.node == "mn2") {
+			if _, ok := ssrcOf[s.node]; !ok {
+				ssrcOf[s.node] = s.ssrc
+			}
+		}
+	}
+	sample := func(before time.Time) []PathSample {
+		var out []PathSample
+		for _, dir := range [][2]string{{"mn1", "mn2"}, {"mn2", "mn1"}} {
+			ssrc, ok := ssrcOf[dir[0]]
+			if !ok {
+				continue
+			}
+			// The last packet the sender sent at least 300 ms before the mark.
+			var seq uint16
+			var sent time.Time
+			for _, s := range t.rtp {
+				if s.node == dir[0] && s.dir == overlay.Out && s.ssrc == ssrc && s.at.Before(before.Add(-300*time.Millisecond)) {
+					seq, sent = s.seq, s.at
+				}
+			}
+			if sent.IsZero() {
+				continue
+			}
+			p := PathSample{Direction: dir[0] + " -> " + dir[1], Hops: []string{dir[0]}}
+			var seen []rtpSeen
+			for _, s := range t.rtp {
+				if s.ssrc == ssrc && s.seq == seq && s.dir == overlay.In && !s.at.Before(sent) && s.at.Sub(sent) < 2*time.Second {
+					seen = append(seen, s)
+				}
+			}
+			sort.Slice(seen, func(i, j int) bool { return seen[i].at.Before(seen[j].at) })
+			for _, s := range seen {
+				p.Hops = append(p.Hops, s.node)
+				if s.tunnelled {
+					p.Tunnelled = true
+				}
+				if s.node == dir[1] {
+					p.DelayMs = ms(s.at.Sub(sent))
+					break
+				}
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	if len(r.Handovers) > 0 {
+		r.PathBefore = sample(r.Handovers[0].At)
+	}
+	r.PathAfter = sample(r.End.Add(-200 * time.Millisecond))
+}
+
+// lanes orders the nodes for the sequence diagrams: MN1, its routers, the
+// home agents, MN2's routers, MN2.
+func lanes(topo *config.Topology, msgs []Message) []string {
+	used := map[string]bool{"mn1": true, "mn2": true, "ha1": true, "ha2": true}
+	for _, m := range msgs {
+		used[m.From] = true
+		used[m.To] = true
+		for _, h := range m.Via {
+			used[h.Node] = true
+		}
+	}
+	var out []string
+	pref := []string{"mn1", "ar1", "ar1p", "ar3", "home1", "ha1", "ha2", "ar2", "mn2", "cn", "cr"}
+	seen := map[string]bool{}
+	for _, n := range pref {
+		if used[n] && topo.NodeByName(n) != nil {
+			out = append(out, n)
+			seen[n] = true
+		}
+	}
+	for _, n := range topo.Nodes {
+		if used[n.Name] && !seen[n.Name] {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
