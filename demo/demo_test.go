@@ -62,35 +62,11 @@ func byScheme(t *testing.T, rs []*demo.Result, scheme string) *demo.Result {
 func TestFiguresMatchCounters(t *testing.T) {
 	rs, o := results(t)
 	for _, r := range rs {
-		sent, bytesSent := 0, 0
-		for _, snap := range r.PerNode {
-			for k, v := range snap {
-				if strings.HasPrefix(k, "mh.out.bytes.") {
-					bytesSent += int(v)
-				} else if strings.HasPrefix(k, "mh.out.") {
-					sent += int(v)
-				}
-			}
+		for _, p := range r.CounterProblems() {
+			t.Error(p)
 		}
-		mobility, mobilityBytes := 0, 0
-		for _, p := range r.Phases {
-			mobility += p.Mobility
-			for typ, n := range p.ByType {
-				if !strings.HasPrefix(typ, "SIP ") {
-					mobilityBytes += p.BytesBy[typ]
-					if n == 0 {
-						t.Errorf("%s %s: type %s listed with no messages", r.Scheme, p.Phase, typ)
-					}
-				}
-			}
-		}
-		if sent == 0 || mobility != sent || mobilityBytes != bytesSent {
-			t.Errorf("%s: phases hold %d mobility messages (%d B), the nodes counted %d (%d B)", r.Scheme, mobility, mobilityBytes, sent, bytesSent)
-		}
-		for typ, c := range r.CounterCheck {
-			if !c.OK() {
-				t.Errorf("%s: %s recorded %d (%d B), counted %d (%d B)", r.Scheme, typ, c.Recorded, c.RecordedBytes, c.Counted, c.CountedBytes)
-			}
+		if r.Phase(demo.PhaseAttach).Mobility == 0 {
+			t.Errorf("%s: no mobility messages at attach", r.Scheme)
 		}
 		for _, typ := range []string{"SIP INVITE", "SIP ACK", "SIP BYE", "SIP REGISTER"} {
 			if r.CounterCheck[typ].Counted == 0 {
@@ -157,66 +133,36 @@ func TestPaperClaims(t *testing.T) {
 	rs, _ := results(t)
 	std, ha2r := byScheme(t, rs, "standard"), byScheme(t, rs, "ha2r")
 
-	// Fewer session-setup messages, and no Return Routability at all.
-	if s, h := std.Phase(demo.PhaseSetup).Messages, ha2r.Phase(demo.PhaseSetup).Messages; h >= s {
-		t.Errorf("session setup: ha2r %d messages, standard %d", h, s)
-	}
-	for _, m := range ha2r.Messages {
-		switch m.Type {
-		case "HoTI", "CoTI", "HoT", "CoT", "BU", "BA":
-			t.Errorf("ha2r sent %s (%s -> %s) at %s", m.Type, m.From, m.To, m.Phase)
+	for _, c := range demo.Claims(std, ha2r) {
+		if !c.Holds {
+			t.Errorf("claim %q does not hold: %s", c.Claim, strings.Join(c.Why, "; "))
 		}
 	}
+	// What the claims rest on: Return Routability each way in the standard
+	// scheme, whose media starts through the tunnels; the paper's media is
+	// direct from its first packet.
 	for _, typ := range []string{"HoTI", "CoTI", "HoT", "CoT", "BU"} {
 		if std.Phase(demo.PhaseSetup).ByType[typ] != 2 {
 			t.Errorf("standard session setup: %d %s, want one each way", std.Phase(demo.PhaseSetup).ByType[typ], typ)
 		}
 	}
-
-	// Media reaches the direct path no later, and in ha2r it is direct from
-	// the first packet.
 	for i, mn := range []string{"MN1", "MN2"} {
-		h, s := ha2r.InviteToDirect[i], std.InviteToDirect[i]
-		if h < 0 || s < 0 {
-			t.Fatalf("no direct media at %s: ha2r %.1f ms, standard %.1f ms", mn, h, s)
-		}
-		if h > s {
-			t.Errorf("direct media at %s: ha2r after %.1f ms, standard after %.1f ms", mn, h, s)
-		}
-		if h != ha2r.InviteToMedia[i] {
+		if h := ha2r.InviteToDirect[i]; h != ha2r.InviteToMedia[i] {
 			t.Errorf("ha2r: first media at %s after %.1f ms, first direct after %.1f ms", mn, ha2r.InviteToMedia[i], h)
 		}
-		if s <= std.InviteToMedia[i] {
+		if s := std.InviteToDirect[i]; s <= std.InviteToMedia[i] {
 			t.Errorf("standard: media at %s was direct from the start (%.1f ms): no Return Routability?", mn, s)
 		}
 	}
-
-	// The call survives the handover in both schemes: media keeps flowing
-	// both ways after the move, and the call ends with a BYE answered.
 	for _, r := range rs {
 		if len(r.Handovers) != 1 {
 			t.Fatalf("%s: %d handovers", r.Scheme, len(r.Handovers))
 		}
-		after := r.Handovers[0].At.Sub(r.InviteAt).Seconds() + 1
-		for i, mn := range []string{"MN1", "MN2"} {
-			n := 0
-			for _, a := range r.Arrivals[i] {
-				if a.T > after {
-					n++
-				}
-			}
-			if n < 40 {
-				t.Errorf("%s: %d packets reached %s from 1 s after the move", r.Scheme, n, mn)
-			}
-		}
 		if g := max(r.Handovers[0].GapToMN1, r.Handovers[0].GapToMN2); g <= 0 || g > 1500 {
 			t.Errorf("%s: media gap at the handover %.0f ms", r.Scheme, g)
 		}
-		if r.Phase(demo.PhaseTeardown).ByType["SIP 200 BYE"] == 0 {
-			t.Errorf("%s: BYE was not answered", r.Scheme)
-		}
-		if r.Caller.FramesMismatched != 0 || r.Callee.FramesMismatched != 0 {
-			t.Errorf("%s: audio frames garbled: %d, %d", r.Scheme, r.Caller.FramesMismatched, r.Callee.FramesMismatched)
+		if r.Caller.FramesMismatched != 0 || r.Callee.FramesMismatched != 0 || r.Caller.FramesVerified == 0 {
+			t.Errorf("%s: audio frames verified %d, garbled %d, %d", r.Scheme, r.Caller.FramesVerified, r.Caller.FramesMismatched, r.Callee.FramesMismatched)
 		}
 	}
 	// After the move the paper's scheme keeps the old care-of address: its

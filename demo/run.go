@@ -2,18 +2,17 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/examples"
 	"github.com/ha2r/mip6testbed/lab"
-	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/softphone"
 )
@@ -149,7 +148,8 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 	return out, nil
 }
 
-func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, error) {
+// prepare applies the options to a topology for one scheme.
+func prepare(o Options, scheme config.Scheme) (*config.Topology, error) {
 	topo, err := config.Parse(o.Name, o.Topology)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,34 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, e
 		topo.Backbone.Delay = o.BackboneDelay
 		topo.Backbone.Pairs = nil
 	}
-	moves := moveLinks(mn1, o.Moves)
+	return topo, nil
+}
+
+// network is where the experiment runs: the in-process lab, or the nodes
+// of a namespace testbed reached through their control sockets.
+type network interface {
+	// status reads a node's counters and whether it is registered with its
+	// home agent.
+	status(node string) (nodeStatus, error)
+	// call has MN1 call uri and returns once the call is answered.
+	call(ctx context.Context, uri string) error
+	// move moves a host to another access link and returns its new address
+	// once it is attached there.
+	move(ctx context.Context, node, link string) (netip.Addr, error)
+	// hangup has MN1 hang up and returns MN1's and MN2's call reports.
+	hangup(ctx context.Context) (caller, callee softphone.Report, err error)
+	// stop ends the run (nodes or traces), so that what was recorded and
+	// the counters describe the same run, and returns every node's counters.
+	stop() (map[string]map[string]uint64, error)
+}
+
+type nodeStatus struct {
+	Counters  map[string]uint64
+	HomeBound bool
+}
+
+// newTracerFor prepares a tracer that knows the topology's addresses.
+func newTracerFor(topo *config.Topology) (*tracer, map[string]bool) {
 	tr := newTracer()
 	tr.setPhase(PhaseAttach)
 	proxies := map[string]bool{}
@@ -189,38 +216,35 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, e
 			tr.addOwner(n.HomeAddress, n.Name)
 		}
 	}
-	o.say("%s: starting %d nodes of %s", scheme, len(topo.Nodes), o.Name)
-	start := time.Now()
-	setup := func(n *node.Node) error {
-		if sig := n.Mobility.Signals; sig != nil {
-			sig.SetRecorder(tr.signal)
-		}
-		n.SetTap(tr.tap(n.Cfg.Name))
-		if n.Host != nil {
-			name := n.Cfg.Name
-			n.Host.OnAttach(func(a overlay.Attachment) { tr.addOwner(a.Address, name) })
-		}
-		return nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	l, err := lab.Start(sctx, topo, lab.Options{Seed: o.Seed, Setup: setup})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	cancel()
-	closeLab := sync.OnceFunc(l.Close)
-	defer closeLab()
+	return tr, proxies
+}
+
+// measure runs the scenario on a started network whose nodes feed tr, from
+// attachment (which began at start) to the end of the call.
+func measure(ctx context.Context, o Options, scheme config.Scheme, topo *config.Topology, tr *tracer, proxies map[string]bool, net network, start time.Time) (*Result, error) {
+	mn1, mn2 := topo.NodeByName("mn1"), topo.NodeByName("mn2")
 	res := &Result{Scheme: string(scheme), Start: start}
+	stopped := false
+	defer func() {
+		if !stopped {
+			net.stop()
+		}
+	}()
+	metric := func(node, name string) uint64 {
+		st, err := net.status(node)
+		if err != nil {
+			return 0
+		}
+		return st.Counters[name]
+	}
 
 	// Attach: home registration, the HA2R authentication, SIP registration.
 	for _, mn := range []string{"mn1", "mn2"} {
-		n := l.Node(mn)
 		if err := waitFor(ctx, 15*time.Second, func() bool {
-			st := n.Mobility.MobileNode.Status()
-			ok := st.HomeBound && n.Metrics.Get("sip.registered") > 0
+			st, err := net.status(mn)
+			ok := err == nil && st.HomeBound && st.Counters["sip.registered"] > 0
 			if scheme == config.SchemeHA2R {
-				ok = ok && n.Metrics.Get("mnauth.completed") > 0
+				ok = ok && st.Counters["mnauth.completed"] > 0
 			}
 			return ok
 		}); err != nil {
@@ -232,52 +256,47 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, e
 
 	// Session setup: MN1 calls MN2 through both proxies.
 	tr.setPhase(PhaseSetup)
-	callee := l.Node("mn2").SIP.Phone
-	callee.SetAudio(func(string, bool) (softphone.Source, softphone.Sink) {
-		return &softphone.TestPattern{Seed: 2}, softphone.Discard{}
-	})
-	var target sip.Uri
-	if err := sip.ParseUri(mn2.SIPURI, &target); err != nil {
-		return nil, err
-	}
-	target = sip.Uri{User: target.User, Host: target.Host}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	call, err := l.Node("mn1").SIP.Phone.Call(cctx, target, softphone.CallOptions{Source: &softphone.TestPattern{Seed: 1},
-		Sink: softphone.Discard{}, Verify: &softphone.TestPattern{Seed: 2}})
+	setupStart := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err := net.call(cctx, mn2.SIPURI)
 	cancel()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mn1 calling %s: %w", mn2.SIPURI, err)
 	}
-	res.InviteAt = call.InviteAt
-	o.say("%s: mn1 called %s: answered after %v", scheme, mn2.SIPURI, call.AnsweredAt.Sub(call.InviteAt).Round(time.Millisecond))
+	answered := time.Now()
+	res.InviteAt = tr.firstSent("mn1", "INVITE", setupStart)
+	if res.InviteAt.IsZero() {
+		return nil, errors.New("the call was answered but no INVITE from mn1 was seen")
+	}
+	o.say("%s: mn1 called %s: answered after %v", scheme, mn2.SIPURI, answered.Sub(res.InviteAt).Round(time.Millisecond))
 	// Setup lasts until the INVITE transaction is over (MN2 has the ACK)
 	// and media flows on the direct path both ways; in the standard scheme
 	// that takes Return Routability and a binding each way.
-	ok := waitFor(ctx, 10*time.Second, func() bool {
-		return tr.arrived("mn2", "ACK", call.InviteAt) && !tr.firstRTP("mn1", call.InviteAt, true).IsZero() &&
-			!tr.firstRTP("mn2", call.InviteAt, true).IsZero() &&
-			(scheme != config.SchemeStandard || l.Node("mn1").Metrics.Get("rr.completed") > 0 && l.Node("mn2").Metrics.Get("rr.completed") > 0)
-	})
-	if ok != nil {
+	if err := waitFor(ctx, 10*time.Second, func() bool {
+		return tr.arrived("mn2", "ACK", res.InviteAt) && !tr.firstRTP("mn1", res.InviteAt, true).IsZero() &&
+			!tr.firstRTP("mn2", res.InviteAt, true).IsZero() &&
+			(scheme != config.SchemeStandard || metric("mn1", "rr.completed") > 0 && metric("mn2", "rr.completed") > 0)
+	}); err != nil {
 		o.say("%s: media did not reach the direct path within 10 s of the INVITE", scheme)
 	}
 	setupEnd := time.Now()
 	tr.setPhase(PhaseSteady)
-	o.say("%s: media on the direct path %v after the INVITE", scheme, setupEnd.Sub(call.InviteAt).Round(time.Millisecond))
-	sleepCtx(ctx, o.Before-time.Since(call.AnsweredAt))
+	o.say("%s: media on the direct path %v after the INVITE", scheme, setupEnd.Sub(res.InviteAt).Round(time.Millisecond))
+	sleepCtx(ctx, o.Before-time.Since(answered))
 
 	// Handovers.
+	moves := moveLinks(mn1, o.Moves)
 	for i, link := range moves {
 		tr.setPhase(PhaseHandover)
 		at := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		att, err := l.Handover(hctx, "mn1", link)
+		addr, err := net.move(hctx, "mn1", link)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
 		h := Handover{Link: link, At: at, AttachMs: ms(time.Since(at))}
-		o.say("%s: mn1 moved to %s (care-of address %s), attached in %.0f ms", scheme, link, att.Address, h.AttachMs)
+		o.say("%s: mn1 moved to %s (care-of address %s), attached in %.0f ms", scheme, link, addr, h.AttachMs)
 		res.Handovers = append(res.Handovers, h)
 		sleepCtx(ctx, handoverWindow)
 		tr.setPhase(PhaseSteady)
@@ -291,48 +310,37 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, e
 	// Teardown.
 	tr.setPhase(PhaseTeardown)
 	res.TeardownAt = time.Now()
-	bye, cancelBye := context.WithTimeout(ctx, 5*time.Second)
+	bye, cancelBye := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelBye()
-	var far *softphone.Call
-	for _, c := range callee.Calls() {
-		far = c
-	}
-	res.Caller = call.Hangup(bye)
-	if far != nil {
-		select {
-		case <-far.Done():
-		case <-time.After(5 * time.Second):
-		}
-		res.Callee = far.Report()
+	if res.Caller, res.Callee, err = net.hangup(bye); err != nil {
+		return nil, err
 	}
 	time.Sleep(200 * time.Millisecond) // let the last answers arrive
 	res.End = time.Now()
-	// Stop every node before reading, so that the recorded messages and the
-	// nodes' counters describe the same run.
-	closeLab()
+	stopped = true
+	if res.PerNode, err = net.stop(); err != nil {
+		return nil, err
+	}
 	o.say("%s: call ended after %.1f s: mn1 received %d packets (lost %d), mn2 received %d (lost %d)", scheme,
 		res.Caller.DurationS, res.Caller.PacketsReceived, res.Caller.PacketsLost, res.Callee.PacketsReceived, res.Callee.PacketsLost)
 
 	res.Messages = tr.messages()
+	res.Arrivals[0] = tr.arrivals("mn1", res.InviteAt)
+	res.Arrivals[1] = tr.arrivals("mn2", res.InviteAt)
 	for i, mn := range []string{"mn1", "mn2"} {
-		res.InviteToMedia[i] = sinceMs(call.InviteAt, tr.firstRTP(mn, call.InviteAt, false))
-		res.InviteToDirect[i] = sinceMs(call.InviteAt, tr.firstRTP(mn, call.InviteAt, true))
+		res.InviteToMedia[i] = sinceMs(res.InviteAt, tr.firstRTP(mn, res.InviteAt, false))
+		res.InviteToDirect[i] = sinceMs(res.InviteAt, tr.firstRTP(mn, res.InviteAt, true))
 	}
 	for i := range res.Handovers {
 		h := &res.Handovers[i]
-		h.GapToMN1 = gapAround(res.Caller.Arrivals, h.At)
-		h.GapToMN2 = gapAround(res.Callee.Arrivals, h.At)
+		at := h.At.Sub(res.InviteAt).Seconds()
+		h.GapToMN1 = gapAround(res.Arrivals[0], at)
+		h.GapToMN2 = gapAround(res.Arrivals[1], at)
 	}
 	res.summarise(setupEnd)
-	res.paths(tr, call.InviteAt)
+	res.paths(tr, res.InviteAt)
 	res.Lanes = lanes(topo, res.Messages)
-	res.PerNode = map[string]map[string]uint64{}
-	for _, name := range l.Names {
-		res.PerNode[name] = l.Node(name).Metrics.Snapshot()
-	}
 	res.checkCounters(proxies)
-	res.Arrivals[0] = tr.arrivals("mn1", res.InviteAt)
-	res.Arrivals[1] = tr.arrivals("mn2", res.InviteAt)
 	return res, nil
 }
 
@@ -386,19 +394,17 @@ func waitFor(ctx context.Context, limit time.Duration, f func() bool) error {
 	return nil
 }
 
-// gapAround returns, in ms, the longest silence in arrivals that ends after
-// at and starts within 5 s of it.
-func gapAround(arr []softphone.Arrival, at time.Time) float64 {
-	var gap time.Duration
+// gapAround returns, in ms, the longest silence in arrivals (seconds) that
+// ends after at and starts within 5 s of it.
+func gapAround(arr []Arrival, at float64) float64 {
+	var gap float64
 	for i := 1; i < len(arr); i++ {
-		if arr[i].At.Before(at) || arr[i-1].At.After(at.Add(5*time.Second)) {
+		if arr[i].T < at || arr[i-1].T > at+5 {
 			continue
 		}
-		if d := arr[i].At.Sub(arr[i-1].At); d > gap {
-			gap = d
-		}
+		gap = max(gap, arr[i].T-arr[i-1].T)
 	}
-	return ms(gap)
+	return gap * 1000
 }
 
 // summarise counts the signalling per phase.

@@ -357,3 +357,16 @@ func (t *tracer) arrivals(node string, t0 time.Time) []Arrival {
 	}
 	return out
 }
+
+// firstSent returns when node first sent a SIP message called name after t0.
+func (t *tracer) firstSent(node, name string, t0 time.Time) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var first time.Time
+	for _, m := range t.msgs {
+		if m.Kind == "sip" && m.From == node && m.Type == name && m.Sent.After(t0) && (first.IsZero() || m.Sent.Before(first)) {
+			first = m.Sent
+		}
+	}
+	return first
+}

@@ -172,4 +172,16 @@ func (n *Node) RegisterControl(srv *control.Server) {
 		return map[string]any{"link": att.Link.Name, "address": att.Address, "prefix": att.Prefix.String(), "took_ms": float64(time.Since(start).Microseconds()) / 1000}, nil
 	})
 	srv.HandleStream("call", n.callCommand)
+	srv.HandleStream("trace", n.traceCommand)
+	srv.Handle("release", func(context.Context, map[string]string) (any, error) {
+		return nil, n.Release()
+	})
+	srv.Handle("hangup", func(ctx context.Context, _ map[string]string) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return n.hangupAll(ctx), nil
+	})
+	srv.Handle("calls", func(context.Context, map[string]string) (any, error) {
+		return n.callReports(), nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
@@ -42,7 +43,10 @@ type Options struct {
 	// this node sends, in userspace (where tc netem is missing).
 	EmulateDelays bool
 	// Seed makes emulated loss repeatable.
-	Seed  uint64
+	Seed uint64
+	// Hold keeps a host from attaching when it starts, until Release (so
+	// that a tracer can see its first message).
+	Hold  bool
 	Clock clock.Clock
 	Log   *slog.Logger
 }
@@ -59,8 +63,18 @@ type Node struct {
 	Mobility Mobility
 	SIP      SIP
 
-	opts    Options
-	calls   []*softphone.Call
+	opts  Options
+	calls []*softphone.Call // calls in progress, for handover marks
+	// allCalls are the last maxCallReports calls, for `calls`.
+	allCalls []*softphone.Call
+	// tracing is set while a control client traces the node;
+	// onAttachTrace passes it new addresses.
+	tracing       atomic.Bool
+	onAttachTrace atomic.Pointer[func(overlay.Attachment)]
+	// held: a host started with Options.Hold waits for Release; watch is
+	// what Start was told about the underlay watcher.
+	held    atomic.Bool
+	watch   bool
 	bind    overlay.Bind
 	cancel  context.CancelFunc
 	ctx     context.Context
@@ -188,6 +202,11 @@ func (n *Node) buildHost() error {
 		return err
 	}
 	n.Host = h
+	h.OnAttach(func(a overlay.Attachment) {
+		if f := n.onAttachTrace.Load(); f != nil {
+			(*f)(a)
+		}
+	})
 	return nil
 }
 
@@ -210,7 +229,16 @@ func (n *Node) Start(watchUnderlay bool) error {
 	if err := n.startSIP(); err != nil {
 		return err
 	}
-	if n.Cfg.AutoAttach {
+	if n.opts.Hold {
+		n.held.Store(true)
+		n.watch = watchUnderlay
+		return nil
+	}
+	return n.attachAndWatch(watchUnderlay)
+}
+
+func (n *Node) attachAndWatch(watchUnderlay bool) error {
+	if n.Cfg.AutoAttach || n.opts.Hold {
 		if err := n.Host.Attach(n.Cfg.Start); err != nil {
 			return err
 		}

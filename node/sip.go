@@ -178,5 +178,12 @@ func (n *Node) sipContact() netip.Addr {
 func (n *Node) onCall(c *softphone.Call) {
 	n.mu.Lock()
 	n.calls = append(n.calls, c)
+	n.allCalls = append(n.allCalls, c)
+	if len(n.allCalls) > maxCallReports {
+		n.allCalls = n.allCalls[len(n.allCalls)-maxCallReports:]
+	}
 	n.mu.Unlock()
 }
+
+// maxCallReports is how many past calls `calls` remembers.
+const maxCallReports = 16

@@ -23,6 +23,8 @@ type Report struct {
 // Params are the run's settings, repeated in every rendering so that a
 // report says what produced it.
 type Params struct {
+	// Where says what the nodes ran on.
+	Where         string    `json:"where"`
 	Topology      string    `json:"topology"`
 	Schemes       []string  `json:"schemes"`
 	Moves         int       `json:"moves"`
@@ -35,7 +37,7 @@ type Params struct {
 
 // New wraps a run's results.
 func New(o demo.Options, rs []*demo.Result) *Report {
-	p := Params{Topology: o.Name, Moves: o.Moves, LossPercent: o.Loss * 100, Seed: o.Seed, At: time.Now().UTC(),
+	p := Params{Where: "one process: userspace IPv6 stacks over loopback UDP, link delays emulated in userspace", Topology: o.Name, Moves: o.Moves, LossPercent: o.Loss * 100, Seed: o.Seed, At: time.Now().UTC(),
 		AccessDelay: "as in the file", BackboneDelay: "as in the file"}
 	if p.Topology == "" {
 		p.Topology = "fig4.yaml (built in)"
@@ -202,6 +204,27 @@ func (rep *Report) Tables() []Table {
 	}
 	out = append(out, path)
 
+	var std, ha2r *demo.Result
+	for _, r := range rs {
+		switch r.Scheme {
+		case "standard":
+			std = r
+		case "ha2r":
+			ha2r = r
+		}
+	}
+	if std != nil && ha2r != nil {
+		claims := Table{Title: "The paper's claims, checked on these figures", Columns: []string{"verdict"}}
+		for _, c := range demo.Claims(std, ha2r) {
+			v := "holds"
+			if !c.Holds {
+				v = "DOES NOT HOLD: " + strings.Join(c.Why, "; ")
+			}
+			claims.Rows = append(claims.Rows, Row{Label: c.Claim, Cells: []string{v}})
+		}
+		out = append(out, claims)
+	}
+
 	check := Table{Title: "Cross-check", Columns: cols}
 	check.add("mobility messages and bytes = senders' counters", false, func(r *demo.Result) string { return checkString(r, false) }, rs)
 	check.add("SIP requests = proxies' counters", false, func(r *demo.Result) string { return checkString(r, true) }, rs)
@@ -270,6 +293,7 @@ func checkString(r *demo.Result, sip bool) string {
 // WriteText prints the comparison as aligned columns.
 func (rep *Report) WriteText(w io.Writer) error {
 	p := rep.Params
+	fmt.Fprintf(w, "%s\n", p.Where)
 	fmt.Fprintf(w, "Topology %s, seed %d, %d move(s); access delay %s, backbone delay %s, added loss %.1f%%\n",
 		p.Topology, p.Seed, p.Moves, p.AccessDelay, p.BackboneDelay, p.LossPercent)
 	for _, t := range rep.Tables() {

@@ -20,6 +20,12 @@
 #   scripts/testbed.sh switch HOST LINK       move HOST's underlay to LINK's network
 #   scripts/testbed.sh status NODE [--json]   ask a node for its status
 #   scripts/testbed.sh addr HOST              print the address HOST has on its current link
+#   scripts/testbed.sh demo [TOPOLOGY] [-- DEMO-FLAGS]
+#                                             node demo on kernel TUNs: for each scheme, bring
+#                                             the topology (default examples/fig4.yaml) up,
+#                                             run the call and the Wi-Fi switch, tear down;
+#                                             then write the same report (--out DIR, default
+#                                             demo-report-testbed)
 #
 # Environment:
 #   TESTBED_ID   prefix of the namespaces (default mip6tb); several testbeds
@@ -47,9 +53,9 @@ need_root() {
 node_bin() {
 	if [ -n "${NODE_BIN:-}" ]; then echo "$NODE_BIN"; return; fi
 	mkdir -p "$DIR"
-	if [ ! -x "$DIR/node" ]; then
-		(cd "$ROOT" && go build -o "$DIR/node" ./cmd/node) || die "building node failed"
-	fi
+	# Always rebuild (the build cache makes it quick): a binary left in the
+	# state directory by an older checkout would be silently stale.
+	(cd "$ROOT" && go build -o "$DIR/node" ./cmd/node) || die "building node failed"
 	echo "$DIR/node"
 }
 
@@ -90,7 +96,7 @@ cmd_start() {
 	inns "$CORE" ip link add brr type bridge
 	inns "$CORE" ip link set brr up
 
-	local i=0 name ip port
+	local i=0 name ip
 	declare -A gw_done=()
 	while read -r kind name ip _; do
 		[ "$kind" = router ] || continue
@@ -115,7 +121,7 @@ cmd_start() {
 	local a b d loss
 	declare -A cls=()
 	while read -r kind a b d loss; do
-		[ "$kind" = pair ] && [ "$USE_TC" = 1 ] || continue
+		if [ "$kind" != pair ] || [ "$USE_TC" != 1 ]; then continue; fi
 		[ "$d" = 0 ] && [ "$loss" = 0 ] && continue
 		for pairdir in "$a $b" "$b $a"; do
 			read -r from to <<<"$pairdir"
@@ -262,6 +268,35 @@ cmd_down() {
 	set -e
 }
 
+cmd_demo() {
+	local topo=$1; shift
+	local out=demo-report-testbed args=()
+	while [ $# -gt 0 ]; do
+		case "$1" in
+			--out) out=$2; shift 2 ;;
+			--out=*) out=${1#--out=}; shift ;;
+			*) args+=("$1"); shift ;;
+		esac
+	done
+	need_root demo
+	local bin; bin=$(node_bin)
+	local base_args=${NODE_ARGS:-} where saved=()
+	if has_netem; then
+		where="network namespaces: a kernel TUN per node, IPv6 in UDP over veths, tc netem delays"
+	else
+		where="network namespaces: a kernel TUN per node, IPv6 in UDP over veths, delays applied by the nodes (this kernel has no sch_netem)"
+	fi
+	TEARDOWN=1
+	for scheme in standard ha2r; do
+		NODE_ARGS="$base_args --scheme $scheme --hold" cmd_start "$topo"
+		"$bin" demo --testbed "$DIR" --scheme "$scheme" --switch "$0 switch" --where "$where" \
+			--save "$DIR/result-$scheme.json" --out "$DIR/report-$scheme" "${args[@]}" >/dev/null
+		saved+=("$DIR/result-$scheme.json")
+		cmd_down
+	done
+	"$bin" demo --from "$(IFS=,; echo "${saved[*]}")" --out "$out"
+}
+
 cmd_addr() {
 	local host=$1 bin; bin=$(cat "$DIR/bin")
 	"$bin" status --control "$DIR/$host.sock" --json | sed -n 's/.*"address": "\([^"]*\)".*/\1/p' | head -1
@@ -309,5 +344,11 @@ case "$cmd" in
 	switch) [ $# -eq 2 ] || die "usage: $0 switch HOST LINK"; cmd_switch "$1" "$2" ;;
 	status) [ $# -ge 1 ] || die "usage: $0 status NODE"; n=$1; shift; exec "$(cat "$DIR/bin")" status --control "$DIR/$n.sock" "$@" ;;
 	addr) [ $# -eq 1 ] || die "usage: $0 addr HOST"; cmd_addr "$1" ;;
-	*) die "unknown command $cmd (start, up, run, down, exec, switch, status, addr)" ;;
+	demo)
+		topo=$ROOT/examples/fig4.yaml
+		if [ $# -gt 0 ] && [ "$1" != -- ]; then topo=$1; shift; fi
+		[ "${1:-}" = -- ] && shift
+		cmd_demo "$topo" "$@"
+		;;
+	*) die "unknown command $cmd (start, up, run, down, exec, switch, status, addr, demo)" ;;
 esac

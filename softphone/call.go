@@ -155,6 +155,7 @@ func (c *Call) end() Report {
 		r = c.media.Stop()
 	}
 	r.Peer = c.Peer
+	r.Ended = true
 	c.report = &r
 	c.release()
 	c.p.forget(c)

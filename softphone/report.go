@@ -40,6 +40,8 @@ type Report struct {
 	// FirstPacket is when the first media packet arrived, for the demo.
 	FirstPacket time.Time `json:"first_packet"`
 	Started     time.Time `json:"started"`
+	// Ended is set once the call is over and the figures are final.
+	Ended bool `json:"ended"`
 	// Arrivals are (time, sequence) of every received packet.
 	Arrivals []Arrival `json:"-"`
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,8 +33,16 @@ func cmdDemo(args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the emulated losses and delays (same seed, same message counts)")
 	out := fs.String("out", "demo-report", "directory to write the report to (index.html, report.json, report.txt)")
 	asJSON := fs.Bool("json", false, "print the comparison as JSON instead of text")
+	testbed := fs.String("testbed", "", "run one scheme (--scheme) on the running namespace testbed whose state directory this is, instead of in this process (scripts/testbed.sh demo)")
+	switchCmd := fs.String("switch", "", "with --testbed: the command that moves a host's underlay, given HOST LINK (scripts/testbed.sh switch)")
+	where := fs.String("where", "", "with --testbed: what the nodes run on, for the report")
+	save := fs.String("save", "", "also write the results as JSON to this file (to render later with --from)")
+	from := fs.String("from", "", "render saved results (comma-separated files written with --save) instead of running")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *from != "" {
+		return renderSaved(strings.Split(*from, ","), *out, *asJSON)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("demo: unexpected argument %q (see node demo --help)", fs.Arg(0))
@@ -66,7 +78,25 @@ func cmdDemo(args []string) error {
 	o.Progress = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rs, err := demo.Run(ctx, o)
+	var rs []*demo.Result
+	var err error
+	if *testbed != "" {
+		if o.Topology == nil {
+			// The topology the testbed runs.
+			path, err := os.ReadFile(filepath.Join(*testbed, "topology"))
+			if err != nil {
+				return fmt.Errorf("demo: %s is not a running testbed's directory (no topology file): %w", *testbed, err)
+			}
+			name := strings.TrimSpace(string(path))
+			if o.Topology, err = os.ReadFile(name); err != nil {
+				return err
+			}
+			o.Name = filepath.Base(name)
+		}
+		rs, err = runOnTestbed(ctx, o, *testbed, *switchCmd)
+	} else {
+		rs, err = demo.Run(ctx, o)
+	}
 	if err != nil {
 		return err
 	}
@@ -74,7 +104,21 @@ func cmdDemo(args []string) error {
 		return fmt.Errorf("demo: interrupted")
 	}
 	rep := report.New(o, rs)
-	if *asJSON {
+	if *where != "" {
+		rep.Params.Where = *where
+	}
+	if *save != "" {
+		if err := writeFile(*save, rep.WriteJSON); err != nil {
+			return err
+		}
+	}
+	return emit(rep, *out, *asJSON)
+}
+
+// emit prints the comparison and writes the report directory.
+func emit(rep *report.Report, out string, asJSON bool) error {
+	var err error
+	if asJSON {
 		err = rep.WriteJSON(os.Stdout)
 	} else {
 		err = rep.WriteText(os.Stdout)
@@ -82,10 +126,10 @@ func cmdDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := rep.WriteDir(*out); err != nil {
+	if err := rep.WriteDir(out); err != nil {
 		return err
 	}
-	abs, _ := filepath.Abs(filepath.Join(*out, "index.html"))
+	abs, _ := filepath.Abs(filepath.Join(out, "index.html"))
 	fmt.Fprintf(os.Stderr, "report written to %s\n", abs)
 	return nil
 }
@@ -103,4 +147,65 @@ func durationFlag(d *time.Duration) func(string) error {
 		*d = v
 		return nil
 	}
+}
+
+// runOnTestbed runs the chosen scheme on a namespace testbed brought up by
+// scripts/testbed.sh with --hold and --scheme.
+func runOnTestbed(ctx context.Context, o demo.Options, dir, switchCmd string) ([]*demo.Result, error) {
+	if len(o.Schemes) != 1 {
+		return nil, usageErr("demo: --testbed runs one scheme: add --scheme standard or --scheme ha2r (the testbed's nodes run it)")
+	}
+	sw := strings.Fields(switchCmd)
+	if len(sw) == 0 {
+		return nil, usageErr("demo: --testbed needs --switch (the command that moves a host's underlay, e.g. scripts/testbed.sh switch)")
+	}
+	tb := demo.Testbed{
+		Socket: func(n string) string { return filepath.Join(dir, n+".sock") },
+		Switch: func(ctx context.Context, host, link string) error {
+			cmd := exec.CommandContext(ctx, sw[0], append(sw[1:], host, link)...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v: %s", switchCmd, err, strings.TrimSpace(string(out)))
+			}
+			return nil
+		},
+	}
+	r, err := demo.RunTestbed(ctx, o, o.Schemes[0], tb)
+	if err != nil {
+		return nil, err
+	}
+	return []*demo.Result{r}, nil
+}
+
+// renderSaved merges results saved with --save into one report.
+func renderSaved(files []string, out string, asJSON bool) error {
+	var rep *report.Report
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return usageErr("demo: %v", err)
+		}
+		var one report.Report
+		if err := json.Unmarshal(b, &one); err != nil {
+			return fmt.Errorf("demo: %s is not a saved demo result: %w", f, err)
+		}
+		if rep == nil {
+			rep = &one
+			continue
+		}
+		rep.Results = append(rep.Results, one.Results...)
+		rep.Params.Schemes = append(rep.Params.Schemes, one.Params.Schemes...)
+	}
+	return emit(rep, out, asJSON)
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

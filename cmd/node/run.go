@@ -33,6 +33,7 @@ func cmdRun(args []string, mode string) error {
 	pcapPath := fs.String("pcap", "", "write every IPv6 packet this node sends and receives to this pcap file (raw IPv6 link type)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	noWatch := fs.Bool("no-watch", false, "hosts: do not switch access links when underlay networks appear or disappear")
+	hold := fs.Bool("hold", false, "hosts: do not attach until told to (the control socket's release; scripts/testbed.sh demo uses it to trace from the first message)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the node to this file (for performance work)")
 	scheme := fs.String("scheme", "", "mobile nodes: run this mobility scheme (standard or ha2r) instead of the file's")
 	emulate := fs.Bool("emulate-delays", false, "apply the topology's link delays and losses to what this node sends, in userspace (for testbeds without tc netem)")
@@ -90,7 +91,7 @@ func cmdRun(args []string, mode string) error {
 		return usageErr("run: --backend %q: use auto, kernel or userspace", *backend)
 	}
 
-	n, err := node.New(topo, *name, node.Options{Backend: *backend, TunName: *tunName, Log: log, EmulateDelays: *emulate})
+	n, err := node.New(topo, *name, node.Options{Backend: *backend, TunName: *tunName, Log: log, EmulateDelays: *emulate, Hold: *hold})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,60 @@
+package demo
+
+import (
+	"testing"
+	"time"
+)
+
+// fakeRun is a minimal result: setup messages, direct-media times, and
+// media that flows through one handover.
+func fakeRun(scheme string, setup []string, direct float64, mediaAfterMove bool) *Result {
+	t0 := time.Unix(1000, 0)
+	r := &Result{Scheme: scheme, InviteAt: t0, TeardownAt: t0.Add(6 * time.Second),
+		InviteToMedia: [2]float64{direct, direct}, InviteToDirect: [2]float64{direct, direct},
+		Handovers: []Handover{{Link: "ar1p", At: t0.Add(2 * time.Second)}}}
+	ph := PhaseSummary{Phase: PhaseSetup, ByType: map[string]int{}}
+	for _, typ := range setup {
+		r.Messages = append(r.Messages, Message{Type: typ, Phase: PhaseSetup})
+		ph.Messages++
+	}
+	r.Phases = []PhaseSummary{ph, {Phase: PhaseTeardown, ByType: map[string]int{"SIP 200 BYE": 3}}}
+	for i := range 2 {
+		for k := 0; k < 300; k++ {
+			t := float64(k) * 0.02
+			if !mediaAfterMove && t > 2 {
+				break
+			}
+			r.Arrivals[i] = append(r.Arrivals[i], Arrival{T: t})
+		}
+	}
+	return r
+}
+
+func TestClaims(t *testing.T) {
+	rr := []string{"INVITE", "HoTI", "CoTI", "HoT", "CoT", "BU", "BA", "HoTI", "CoTI", "HoT", "CoT", "BU", "BA"}
+	holds := func(cs []Claim) []bool {
+		var out []bool
+		for _, c := range cs {
+			out = append(out, c.Holds)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		std, ha2r *Result
+		want      []bool
+	}{
+		{"as the paper says", fakeRun("standard", rr, 300, true), fakeRun("ha2r", []string{"INVITE"}, 100, true), []bool{true, true, true}},
+		{"ha2r runs Return Routability", fakeRun("standard", rr, 300, true), fakeRun("ha2r", []string{"INVITE", "HoTI"}, 100, true), []bool{false, true, true}},
+		{"ha2r no fewer messages", fakeRun("standard", []string{"INVITE"}, 300, true), fakeRun("ha2r", []string{"INVITE"}, 100, true), []bool{false, true, true}},
+		{"ha2r direct later", fakeRun("standard", rr, 300, true), fakeRun("ha2r", []string{"INVITE"}, 400, true), []bool{true, false, true}},
+		{"call dies at the move", fakeRun("standard", rr, 300, false), fakeRun("ha2r", []string{"INVITE"}, 100, true), []bool{true, true, false}},
+	} {
+		got := holds(Claims(tc.std, tc.ha2r))
+		for i := range tc.want {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: claim %d holds=%v, want %v (%+v)", tc.name, i, got[i], tc.want[i], Claims(tc.std, tc.ha2r)[i])
+			}
+		}
+	}
+}
