@@ -1,0 +1,40 @@
+package examples
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ha2r/mip6testbed/config"
+)
+
+// TestExamplesParse checks that every example topology is valid, and that
+// the ones meant for `node demo` have what it needs.
+func TestExamplesParse(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	if len(files) < 3 {
+		t.Fatalf("found %d example topologies", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topo, err := config.Parse(f, b)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if f == "two-node.yaml" {
+			continue
+		}
+		for _, mn := range []string{"mn1", "mn2"} {
+			if n := topo.NodeByName(mn); n == nil || n.SIPURI == "" || n.Role != config.RoleMN {
+				t.Errorf("%s: no mobile node %s with a sip_uri, which node demo needs", f, mn)
+			}
+		}
+	}
+	if string(Fig4) == "" {
+		t.Error("fig4.yaml is not embedded")
+	}
+}
