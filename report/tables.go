@@ -127,36 +127,18 @@ func (rep *Report) Tables() []Table {
 	for k := range moves {
 		h := Table{Columns: cols}
 		h.Title = fmt.Sprintf("Handover %d", k+1)
-		get := func(r *demo.Result) *demo.Handover {
-			if k < len(r.Handovers) {
-				return &r.Handovers[k]
-			}
-			return nil
+		row := func(label string, f func(x demo.Handover) string) {
+			h.add(label, false, func(r *demo.Result) string {
+				if k < len(r.Handovers) {
+					return f(r.Handovers[k])
+				}
+				return "-"
+			}, rs)
 		}
-		h.add("MN1 moved to", false, func(r *demo.Result) string {
-			if x := get(r); x != nil {
-				return x.Link
-			}
-			return "-"
-		}, rs)
-		h.add("attached after", false, func(r *demo.Result) string {
-			if x := get(r); x != nil {
-				return fmt.Sprintf("%.1f ms", x.AttachMs)
-			}
-			return "-"
-		}, rs)
-		h.add("media gap MN2 -> MN1", false, func(r *demo.Result) string {
-			if x := get(r); x != nil {
-				return fmt.Sprintf("%.1f ms", x.GapToMN1)
-			}
-			return "-"
-		}, rs)
-		h.add("media gap MN1 -> MN2", false, func(r *demo.Result) string {
-			if x := get(r); x != nil {
-				return fmt.Sprintf("%.1f ms", x.GapToMN2)
-			}
-			return "-"
-		}, rs)
+		row("MN1 moved to", func(x demo.Handover) string { return x.Link })
+		row("attached after", func(x demo.Handover) string { return fmt.Sprintf("%.1f ms", x.AttachMs) })
+		row("media gap MN2 -> MN1", func(x demo.Handover) string { return fmt.Sprintf("%.1f ms", x.GapToMN1) })
+		row("media gap MN1 -> MN2", func(x demo.Handover) string { return fmt.Sprintf("%.1f ms", x.GapToMN2) })
 		out = append(out, h)
 	}
 
