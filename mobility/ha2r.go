@@ -126,17 +126,7 @@ func (x *HA2R) Forward(p *overlay.Packet) overlay.Verdict {
 	if !ok || now == dst {
 		return overlay.Continue
 	}
-	if mtu := x.r.Config().BackboneMTU; p.Len+ip6.HeaderLen > mtu {
-		x.sig.Drop("tunnel.too_big")
-		x.r.PacketTooBig(mtu-ip6.HeaderLen, d)
-		return overlay.Consumed
-	}
-	if !encapsulate(p, x.addr, now) {
-		x.sig.Drop("tunnel.no_room")
-		return overlay.Consumed
-	}
-	x.sig.Add("tunnel.encap", 1)
-	return overlay.Continue
+	return tunnelTo(p, x.r, x.sig, x.addr, now)
 }
 
 // Local handles what is addressed to the HA2R.
@@ -148,7 +138,7 @@ func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict 
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
-		return x.reverseTunnel(p)
+		return untunnel(p, x.sig, x.anchors)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok {
 			x.fromHomeAgent(d)
@@ -158,28 +148,6 @@ func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict 
 		return overlay.Consumed
 	}
 	return overlay.Continue
-}
-
-// reverseTunnel decapsulates what a moved node sends from an anchored
-// address, only from the care-of address that anchor points to.
-func (x *HA2R) reverseTunnel(p *overlay.Packet) overlay.Verdict {
-	d := p.Data()
-	if len(d) < 2*ip6.HeaderLen {
-		x.sig.Drop("tunnel.malformed")
-		return overlay.Consumed
-	}
-	outer := ip6.Header(d).Src()
-	inner := ip6.Header(d[ip6.HeaderLen:]).Src()
-	if now, ok := x.anchors.Lookup(inner); !ok || now != outer {
-		x.sig.Drop("tunnel.unknown_sender")
-		return overlay.Consumed
-	}
-	if err := decapsulate(p); err != nil {
-		x.sig.Drop("tunnel.malformed")
-		return overlay.Consumed
-	}
-	x.sig.Add("tunnel.decap", 1)
-	return overlay.Reinput
 }
 
 // relayMH wraps the Mobility Header bytes of a message unchanged (the

@@ -144,17 +144,7 @@ func (ha *HomeAgent) Forward(p *overlay.Packet) overlay.Verdict {
 	if !ok {
 		return overlay.Continue
 	}
-	if mtu := ha.r.Config().BackboneMTU; p.Len+ip6.HeaderLen > mtu {
-		ha.sig.Drop("tunnel.too_big")
-		ha.r.PacketTooBig(mtu-ip6.HeaderLen, d)
-		return overlay.Consumed
-	}
-	if !encapsulate(p, ha.addr, coa) {
-		ha.sig.Drop("tunnel.no_room")
-		return overlay.Consumed
-	}
-	ha.sig.Add("tunnel.encap", 1)
-	return overlay.Continue
+	return tunnelTo(p, ha.r, ha.sig, ha.addr, coa)
 }
 
 // Local handles what is addressed to the home agent: Mobility Header
@@ -167,7 +157,7 @@ func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Ve
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
-		return ha.reverseTunnel(p)
+		return untunnel(p, ha.sig, ha.cache)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok && ha.ha2r != nil {
 			ha.ha2r.handleRelayed(d)
@@ -177,30 +167,6 @@ func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Ve
 		return overlay.Consumed
 	}
 	return overlay.Continue
-}
-
-// reverseTunnel decapsulates what a mobile node tunnels to its home agent
-// (RFC 6275 10.4.5): only from the registered care-of address of the inner
-// packet's home address, so the tunnel is no open relay.
-func (ha *HomeAgent) reverseTunnel(p *overlay.Packet) overlay.Verdict {
-	d := p.Data()
-	outerSrc := ip6.Header(d).Src()
-	if d[6] != ip6.ProtoIPv6 || len(d) < 2*ip6.HeaderLen {
-		ha.sig.Drop("tunnel.malformed")
-		return overlay.Consumed
-	}
-	innerSrc := ip6.Header(d[ip6.HeaderLen:]).Src()
-	coa, ok := ha.cache.Lookup(innerSrc)
-	if !ok || coa != outerSrc {
-		ha.sig.Drop("tunnel.unknown_sender")
-		return overlay.Consumed
-	}
-	if err := decapsulate(p); err != nil {
-		ha.sig.Drop("tunnel.malformed")
-		return overlay.Consumed
-	}
-	ha.sig.Add("tunnel.decap", 1)
-	return overlay.Reinput
 }
 
 // handleMH processes a Mobility Header message sent to the home agent.

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 	"github.com/ha2r/mip6testbed/overlay"
@@ -40,16 +39,7 @@ type anchorRec struct {
 	buLifetime time.Duration
 	expires    time.Time
 	lastActive atomic.Int64
-	timer      clock.Timer
-	backoff    time.Duration
-	tries      int
-}
-
-func (a *anchorRec) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-		a.timer = nil
-	}
+	retrySchedule
 }
 
 func (a *anchorRec) stateName(current bool) string {
@@ -157,15 +147,8 @@ func (mn *MobileNode) sendMNAuth(a *anchorRec) {
 
 // armAnchorRetry retransmits with exponential back-off while pending().
 func (mn *MobileNode) armAnchorRetry(a *anchorRec, f func(), pending func() bool) {
-	if a.backoff == 0 {
-		a.backoff = InitialBindackTimeout
-	} else {
-		a.backoff = min(2*a.backoff, MaxBindackTimeout)
-	}
-	a.tries++
-	a.stopTimer()
 	coa := a.coa
-	a.timer = mn.clk.AfterFunc(a.backoff, func() {
+	a.timer = mn.clk.AfterFunc(a.next(InitialBindackTimeout), func() {
 		mn.mu.Lock()
 		defer mn.mu.Unlock()
 		if mn.closed || mn.anchors[coa] != a || !pending() {

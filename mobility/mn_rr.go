@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
@@ -35,17 +34,8 @@ type roEntry struct {
 	seq                   uint16
 	kbm                   [auth.KbmLen]byte
 	expires               time.Time
-	timer                 clock.Timer
-	backoff               time.Duration
-	tries                 int
 	buSent                []time.Time // for MAX_UPDATE_RATE
-}
-
-func (e *roEntry) stopTimer() {
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
+	retrySchedule
 }
 
 // maxRRTries bounds how often an unanswered test is retried before the
@@ -112,15 +102,8 @@ func (mn *MobileNode) sendTests(e *roEntry) {
 
 // armRetry schedules f with exponential back-off while e stays in state.
 func (mn *MobileNode) armRetry(e *roEntry, f func(), state roState) {
-	if e.backoff == 0 {
-		e.backoff = InitialBindackTimeout
-	} else {
-		e.backoff = min(2*e.backoff, MaxBindackTimeout)
-	}
-	e.tries++
-	e.stopTimer()
 	peer := e.peer
-	e.timer = mn.clk.AfterFunc(e.backoff, func() {
+	e.timer = mn.clk.AfterFunc(e.next(InitialBindackTimeout), func() {
 		mn.mu.Lock()
 		defer mn.mu.Unlock()
 		if mn.closed || mn.peers[peer] != e || e.state != state {

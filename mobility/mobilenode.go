@@ -102,10 +102,37 @@ type homeReg struct {
 	sentSeq   uint16
 	bound     bool
 	expires   time.Time
-	timer     clock.Timer
-	backoff   time.Duration
 	firstDone bool
-	tries     int
+	retrySchedule
+}
+
+// retrySchedule is a message's retransmission state: RFC 6275 section
+// 11.8's back-off, doubling from an initial timeout up to
+// MAX_BINDACK_TIMEOUT.
+type retrySchedule struct {
+	timer   clock.Timer
+	backoff time.Duration
+	tries   int
+}
+
+// next stops the pending timer, counts a try and returns how long to wait
+// for an answer to it: initial the first time, then twice the last wait.
+func (r *retrySchedule) next(initial time.Duration) time.Duration {
+	if r.backoff == 0 {
+		r.backoff = initial
+	} else {
+		r.backoff = min(2*r.backoff, MaxBindackTimeout)
+	}
+	r.tries++
+	r.stopTimer()
+	return r.backoff
+}
+
+func (r *retrySchedule) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
 }
 
 // NewMobileNode installs a mobile node on h and starts it.
@@ -146,9 +173,7 @@ func (mn *MobileNode) Correspondent() *Correspondent { return mn.cn }
 func (mn *MobileNode) Close() {
 	mn.mu.Lock()
 	mn.closed = true
-	if mn.home.timer != nil {
-		mn.home.timer.Stop()
-	}
+	mn.home.stopTimer()
 	for _, e := range mn.peers {
 		e.stopTimer()
 	}
@@ -296,21 +321,14 @@ func (mn *MobileNode) sendHomeBU() {
 	})
 	mn.sig.Sent("BU.home", pkt)
 	mn.h.Send(pkt)
-	// Retransmission with exponential back-off (RFC 6275 11.8).
-	switch {
-	case mn.home.backoff == 0 && !mn.home.firstDone:
-		mn.home.backoff = InitialHomeBindack
-	case mn.home.backoff == 0:
-		mn.home.backoff = InitialBindackTimeout
-	default:
-		mn.home.backoff = min(2*mn.home.backoff, MaxBindackTimeout)
-	}
-	mn.home.tries++
-	if mn.home.timer != nil {
-		mn.home.timer.Stop()
+	// Retransmission with exponential back-off (RFC 6275 11.8); the very
+	// first home registration starts from INITIAL_BINDACK_TIMEOUT_FIRSTREG.
+	initial := InitialBindackTimeout
+	if !mn.home.firstDone {
+		initial = InitialHomeBindack
 	}
 	seq := mn.seq
-	mn.home.timer = mn.clk.AfterFunc(mn.home.backoff, func() {
+	mn.home.timer = mn.clk.AfterFunc(mn.home.next(initial), func() {
 		mn.mu.Lock()
 		defer mn.mu.Unlock()
 		if mn.closed || mn.home.bound || mn.home.sentSeq != seq {
@@ -351,10 +369,7 @@ func (mn *MobileNode) homeBA(pkt []byte, info mh.PacketInfo, m *mh.Message) {
 	mn.home.backoff = 0
 	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
 	mn.home.expires = mn.clk.Now().Add(lifetime)
-	if mn.home.timer != nil {
-		mn.home.timer.Stop()
-		mn.home.timer = nil
-	}
+	mn.home.stopTimer()
 	if lifetime > 0 {
 		// Refresh before expiry (RFC 6275 11.7.1).
 		refresh := lifetime - max(lifetime/5, 2*time.Second)

@@ -42,6 +42,47 @@ func decapsulate(p *overlay.Packet) error {
 	return nil
 }
 
+// tunnelTo forwards p through a tunnel from src to dst: a home agent to a
+// mobile node's care-of address (RFC 6275 section 10.4.2), an HA2R to where
+// the holder of an anchored care-of address is now. A packet that would not
+// fit the backbone MTU with the outer header is answered with Packet Too Big.
+func tunnelTo(p *overlay.Packet, r *overlay.Router, sig *Signals, src, dst netip.Addr) overlay.Verdict {
+	if mtu := r.Config().BackboneMTU; p.Len+ip6.HeaderLen > mtu {
+		sig.Drop("tunnel.too_big")
+		r.PacketTooBig(mtu-ip6.HeaderLen, p.Data())
+		return overlay.Consumed
+	}
+	if !encapsulate(p, src, dst) {
+		sig.Drop("tunnel.no_room")
+		return overlay.Consumed
+	}
+	sig.Add("tunnel.encap", 1)
+	return overlay.Continue
+}
+
+// untunnel decapsulates what a mobile node sent through a reverse tunnel,
+// if bindings maps the inner source to the outer one (the care-of address
+// it registered); anything else is dropped and counted.
+func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache) overlay.Verdict {
+	d := p.Data()
+	if len(d) < 2*ip6.HeaderLen || d[6] != ip6.ProtoIPv6 {
+		sig.Drop("tunnel.malformed")
+		return overlay.Consumed
+	}
+	outer := ip6.Header(d).Src()
+	inner := ip6.Header(d[ip6.HeaderLen:]).Src()
+	if coa, ok := bindings.Lookup(inner); !ok || coa != outer {
+		sig.Drop("tunnel.unknown_sender")
+		return overlay.Consumed
+	}
+	if err := decapsulate(p); err != nil {
+		sig.Drop("tunnel.malformed")
+		return overlay.Consumed
+	}
+	sig.Add("tunnel.decap", 1)
+	return overlay.Reinput
+}
+
 // insertionPoint returns the offset after the fixed header and any
 // hop-by-hop options header: where Mobile IPv6 headers go.
 func insertionPoint(d []byte) (off int, nextOff int, ok bool) {

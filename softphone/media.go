@@ -184,23 +184,34 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return ap
 }
 
+// read reads the next datagram from c, skipping transient errors; it
+// returns false once the media is stopped or the socket closed.
+func (m *Media) read(c net.PacketConn, buf []byte) (int, net.Addr, bool) {
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err == nil {
+			return n, from, true
+		}
+		select {
+		case <-m.stop:
+			return 0, nil, false
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return 0, nil, false
+		}
+	}
+}
+
 func (m *Media) receive() {
 	defer m.wg.Done()
 	buf := make([]byte, 2048)
 	var pkt rtp.Packet
 	pcm := make([]int16, 0, FrameSamples)
 	for {
-		n, from, err := m.cfg.RTP.ReadFrom(buf)
-		if err != nil {
-			select {
-			case <-m.stop:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+		n, from, ok := m.read(m.cfg.RTP, buf)
+		if !ok {
+			return
 		}
 		now := time.Now()
 		m.mu.Lock()
@@ -330,17 +341,9 @@ func (m *Media) receiveRTCP() {
 	}
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := m.cfg.RTCP.ReadFrom(buf)
-		if err != nil {
-			select {
-			case <-m.stop:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+		n, from, ok := m.read(m.cfg.RTCP, buf)
+		if !ok {
+			return
 		}
 		now := time.Now()
 		m.mu.Lock()
