@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -103,7 +104,7 @@ func NewHomeAgent(r *overlay.Router, sig *Signals, cfg HomeAgentConfig) (*HomeAg
 	}
 	for _, c := range cfg.MobileNodes {
 		if _, dup := ha.bySPI[c.SPI]; dup {
-			return nil, errors.New("mobility: two mobile nodes share SPI " + itoa(int(c.SPI)))
+			return nil, errors.New("mobility: two mobile nodes share SPI " + strconv.Itoa(int(c.SPI)))
 		}
 		ha.bySPI[c.SPI] = &mnRecord{cred: c}
 	}
@@ -259,14 +260,7 @@ func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Mess
 		ha.sig.Drop("bu.bad_authenticator")
 		return
 	}
-	now := ha.clk.Now()
-	ha.mu.Lock()
-	fresh := o.Has(mh.OptMsgID) && auth.Fresh(o.Timestamp, now, ha.cfg.TimestampWindow) && o.Timestamp > rec.lastTS
-	if fresh {
-		rec.lastTS = o.Timestamp
-	}
-	ha.mu.Unlock()
-	if !fresh {
+	if !ha.fresh(rec, o) {
 		ha.sig.Drop("bu.replayed")
 		return
 	}
@@ -333,16 +327,16 @@ func (ha *HomeAgent) sendHomeBA(rec *mnRecord, status uint8, seq uint16, lifetim
 	ha.r.Send(out)
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
+// fresh reports whether a message's identification timestamp (RFC 4285
+// section 6) is within the window and newer than the last one accepted from
+// the mobile node, and if so remembers it.
+func (ha *HomeAgent) fresh(rec *mnRecord, o *mh.Options) bool {
+	now := ha.clk.Now()
+	ha.mu.Lock()
+	defer ha.mu.Unlock()
+	if !o.Has(mh.OptMsgID) || !auth.Fresh(o.Timestamp, now, ha.cfg.TimestampWindow) || o.Timestamp <= rec.lastTS {
+		return false
 	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+	rec.lastTS = o.Timestamp
+	return true
 }

@@ -183,14 +183,7 @@ func (a *haMNAuth) authenticateMN(pi mh.PacketInfo, m *mh.Message, peer *haPeerS
 	if !auth.VerifyMNHA(rec.cred.Key, coa, home, pi.MH, o.Auth.DataOff) {
 		return refuse("bad_authenticator")
 	}
-	now := ha.clk.Now()
-	ha.mu.Lock()
-	fresh := o.Has(mh.OptMsgID) && auth.Fresh(o.Timestamp, now, ha.cfg.TimestampWindow) && o.Timestamp > rec.lastTS
-	if fresh {
-		rec.lastTS = o.Timestamp
-	}
-	ha.mu.Unlock()
-	if !fresh {
+	if !ha.fresh(rec, o) {
 		return refuse("replayed")
 	}
 	if rec.cred.Home != home {
