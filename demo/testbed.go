@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
@@ -75,18 +76,10 @@ type remoteNetwork struct {
 	mu      sync.Mutex
 	conns   []*net.UnixConn
 	readers sync.WaitGroup
-	lost    atomicCounter
+	lost    atomic.Uint64 // trace events the nodes dropped
 	callErr chan error
 	caller  chan softphone.Report
 }
-
-type atomicCounter struct {
-	mu sync.Mutex
-	n  uint64
-}
-
-func (c *atomicCounter) Add(n uint64) { c.mu.Lock(); c.n += n; c.mu.Unlock() }
-func (c *atomicCounter) Load() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
 // trace subscribes to one node's trace and feeds the tracer until the
 // stream ends.
