@@ -17,7 +17,7 @@ type route struct {
 	prefix netip.Prefix
 	kind   routeKind
 	link   *accessLink
-	peer   *peer
+	peer   *Peer
 }
 
 // fib is the forwarding table: static routes from the topology file, looked

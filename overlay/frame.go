@@ -1,6 +1,3 @@
-// Package overlay is the virtual network: the frame that carries IPv6 in UDP
-// between hosts, the underlay bind, access links with neighbour discovery,
-// and the router that forwards between links and across the backbone.
 package overlay
 
 import (

@@ -4,17 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
-	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/metrics"
 	"github.com/ha2r/mip6testbed/tun"
-	"github.com/mdlayher/ndp"
 )
 
 // HostLink is an access link a host may attach to.
@@ -43,9 +40,12 @@ type HostConfig struct {
 	// StaticAddr is used instead of the autoconfigured address on the link
 	// whose prefix contains it.
 	StaticAddr netip.Addr
-	Clock      clock.Clock
-	Log        *slog.Logger
-	Metrics    *metrics.Set
+	// PoisonBuffers overwrites every packet buffer once its round is done,
+	// so that a hook that kept a reference sees garbage (tests).
+	PoisonBuffers bool
+	Clock         clock.Clock
+	Log           *slog.Logger
+	Metrics       *metrics.Set
 }
 
 // Attachment is the host's state on an access link once a Router
@@ -60,7 +60,9 @@ type Attachment struct {
 	Seq      uint64 // increases with every attach
 }
 
-// HostHook is how a mobility engine sees a host's packets.
+// HostHook is how a mobility engine sees a host's packets. Both methods run
+// on the host's loops, once per packet; they may rewrite p in place but
+// must not keep it (see Packet).
 type HostHook interface {
 	// Outbound is offered packets from applications before they leave; it
 	// may rewrite them in place (tunnel, Home Address option, routing header).
@@ -73,15 +75,17 @@ type HostHook interface {
 
 // Host attaches to one access link at a time, forms its address there from
 // Router Advertisements, and carries its applications' packets to and from
-// the link's router.
+// the link's router. See doc.go for the path a packet takes through it.
 type Host struct {
 	cfg  HostConfig
 	ll   LinkAddr
 	log  *slog.Logger
 	clk  clock.Clock
 	m    *metrics.Set
+	c    *counters
 	bind Bind
 	dev  tun.Device
+	run  *loops
 	hook atomic.Pointer[hostHookBox]
 	tap  Tap
 
@@ -95,11 +99,9 @@ type Host struct {
 	seq      uint64
 	onAttach []func(Attachment)
 	onMove   []func(link string)
+	ctl      ndBuilder // control packets sent under mu
 
-	c       hostCounters
-	port    uint16
-	wg      sync.WaitGroup
-	closing atomic.Bool
+	port uint16
 }
 
 type hostHookBox struct{ h HostHook }
@@ -108,16 +110,6 @@ type hostHookBox struct{ h HostHook }
 type hostState struct {
 	link HostLink
 	att  *Attachment
-}
-
-type hostCounters struct {
-	framesIn, framesOut, fromTun, toTun, keepOut *atomic.Uint64
-	drop                                         map[string]*atomic.Uint64
-}
-
-var hostDropReasons = []string{
-	"frame.short", "frame.magic", "frame.version", "frame.flags", "frame.type", "frame.not_ipv6",
-	"ipv6.malformed", "not_attached", "multicast", "nd.invalid", "underlay.send", "tun.write", "too_big",
 }
 
 // NewHost builds a host; Start makes it run and Attach puts it on a link.
@@ -137,26 +129,18 @@ func NewHost(cfg HostConfig, bind Bind, dev tun.Device) (*Host, error) {
 	if cfg.RSInterval == 0 {
 		cfg.RSInterval = 200 * time.Millisecond
 	}
+	log := cfg.Log.With("node", cfg.Name)
+	c := newCounters(cfg.Metrics)
 	h := &Host{
-		cfg: cfg, ll: NodeLinkAddr(cfg.Name), log: cfg.Log.With("node", cfg.Name), clk: cfg.Clock, m: cfg.Metrics,
+		cfg: cfg, ll: NodeLinkAddr(cfg.Name), log: log, clk: cfg.Clock, m: cfg.Metrics, c: c,
 		bind: bind, dev: dev, links: map[string]HostLink{},
+		run: newLoops(cfg.Name, log, cfg.Clock, c, cfg.PoisonBuffers),
 	}
 	for _, l := range cfg.Links {
 		h.links[l.Name] = l
 	}
-	m := cfg.Metrics
-	h.c = hostCounters{
-		framesIn: m.Counter("frames.in"), framesOut: m.Counter("frames.out"),
-		fromTun: m.Counter("packets.from_tun"), toTun: m.Counter("packets.to_tun"),
-		keepOut: m.Counter("keepalive.out"), drop: map[string]*atomic.Uint64{},
-	}
-	for _, r := range hostDropReasons {
-		h.c.drop[r] = m.Counter("drop." + r)
-	}
 	return h, nil
 }
-
-func (h *Host) drop(reason string) { h.c.drop[reason].Add(1) }
 
 // Name, LinkAddr, Metrics, Device and Clock describe the host.
 func (h *Host) Name() string          { return h.cfg.Name }
@@ -222,12 +206,14 @@ func (h *Host) Start(port uint16) error {
 	}
 	h.port = actual
 	for _, fn := range fns {
-		h.wg.Add(1)
-		go h.receiveLoop(fn)
+		st := &hostRx{}
+		h.run.receive(fn, h.bind.BatchSize(), func(bufs [][]byte, sizes []int, _ []netip.AddrPort, n int) {
+			h.receiveBatch(st, bufs, sizes, n)
+		})
 	}
 	if h.dev != nil {
-		h.wg.Add(1)
-		go h.tunLoop()
+		st := &hostTx{}
+		h.run.readTUN(h.dev, func(bufs [][]byte, sizes []int, n int) { h.tunBatch(st, bufs, sizes, n) })
 	}
 	h.mu.Lock()
 	h.keepT = h.clk.AfterFunc(h.cfg.Keepalive, h.keepalive)
@@ -237,7 +223,7 @@ func (h *Host) Start(port uint16) error {
 
 // Close stops the host.
 func (h *Host) Close() error {
-	if h.closing.Swap(true) {
+	if !h.run.stop() {
 		return nil
 	}
 	h.mu.Lock()
@@ -252,7 +238,7 @@ func (h *Host) Close() error {
 	if h.dev != nil {
 		h.dev.Close()
 	}
-	h.wg.Wait()
+	h.run.wg.Wait()
 	return err
 }
 
@@ -287,24 +273,17 @@ func (h *Host) Attach(link string) error {
 // solicitRouter sends a Router Solicitation and schedules the next one until
 // an advertisement arrives: quickly at first, then every 2 s.
 func (h *Host) solicitRouter() {
-	if h.closing.Load() {
+	if h.run.closing.Load() {
 		return
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	s := h.cur.Load()
 	if s == nil || s.att != nil {
 		return
 	}
-	ll := LinkLocal(h.cfg.Name, s.link.Name)
-	sent := false
-	if rs, err := buildRS(ll, h.ll); err == nil {
-		h.m.Add("nd.rs.out", 1)
-		sent = h.sendFrame(s.link, rs)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cur.Load() != s {
-		return
-	}
+	h.m.Add("nd.rs.out", 1)
+	sent := h.sendFrame(s.link, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
 	h.rsCount++
 	// A network that has just come up often loses the first packets (no
 	// route yet, or a device still activating), so the first retries come
@@ -326,7 +305,7 @@ func (h *Host) solicitRouter() {
 }
 
 func (h *Host) keepalive() {
-	if h.closing.Load() {
+	if h.run.closing.Load() {
 		return
 	}
 	if s := h.cur.Load(); s != nil {
@@ -342,7 +321,7 @@ func (h *Host) keepalive() {
 	h.mu.Unlock()
 }
 
-// sendFrame sends one packet on link l (control path).
+// sendFrame sends one packet on link l (control path); it copies pkt.
 func (h *Host) sendFrame(l HostLink, pkt []byte) bool {
 	p := NewPacket(pkt)
 	b := p.frame(&FrameHeader{Type: FrameTypePacket, LinkID: l.ID, Src: h.ll})
@@ -350,7 +329,7 @@ func (h *Host) sendFrame(l HostLink, pkt []byte) bool {
 		h.tap.see(Out, l.ID, h.clk.Now(), pkt)
 	}
 	if err := h.bind.Send([][]byte{b}, l.Router); err != nil {
-		h.drop("underlay.send")
+		h.c.dropped(DropUnderlaySend, 1)
 		return false
 	}
 	h.c.framesOut.Add(1)
@@ -362,329 +341,21 @@ func (h *Host) sendFrame(l HostLink, pkt []byte) bool {
 func (h *Host) Send(pkt []byte) bool {
 	s := h.cur.Load()
 	if s == nil || s.att == nil {
-		h.drop("not_attached")
+		h.c.dropped(DropNotAttached, 1)
 		return false
 	}
-	h.sendFrame(s.link, pkt)
-	return true
+	return h.sendFrame(s.link, pkt)
 }
 
-// Deliver hands a packet to the host's applications.
+// Deliver hands a packet to the host's applications; it copies pkt.
 func (h *Host) Deliver(pkt []byte) {
 	if h.dev == nil {
 		return
 	}
 	p := NewPacket(pkt)
 	if _, err := h.dev.Write([][]byte{p.Buf[p.Off-FrameHeaderLen : p.Off+p.Len]}, FrameHeaderLen); err != nil {
-		h.drop("tun.write")
+		h.c.dropped(DropTunWrite, 1)
 		return
 	}
 	h.c.toTun.Add(1)
-}
-
-func (h *Host) receiveLoop(fn ReceiveFunc) {
-	defer h.wg.Done()
-	bs := h.bind.BatchSize()
-	bufs := make([][]byte, bs)
-	rbufs := make([][]byte, bs)
-	for i := range bufs {
-		bufs[i] = make([]byte, Headroom+MaxDatagram)
-		rbufs[i] = bufs[i][Headroom:]
-	}
-	sizes := make([]int, bs)
-	from := make([]netip.AddrPort, bs)
-	var toTun [][]byte
-	p := new(Packet) // reused: hooks see a pointer, so it must not be per packet
-	for {
-		n, err := fn(rbufs, sizes, from)
-		if err != nil {
-			if h.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		h.c.framesIn.Add(uint64(n))
-		s := h.cur.Load()
-		var now time.Time
-		if h.tap.Tapping() {
-			now = h.clk.Now()
-		}
-		for i := 0; i < n; i++ {
-			var fh FrameHeader
-			if _, err := ParseFrame(bufs[i][Headroom:Headroom+sizes[i]], &fh); err != nil {
-				h.drop(frameDropReason[err])
-				continue
-			}
-			if s == nil || fh.LinkID != s.link.ID {
-				h.drop("not_attached")
-				continue
-			}
-			if fh.Type != FrameTypePacket {
-				continue
-			}
-			*p = Packet{Buf: bufs[i], Off: Headroom + FrameHeaderLen, Len: sizes[i] - FrameHeaderLen}
-			data, err := ip6.Check(p.Data())
-			if err != nil {
-				h.drop("ipv6.malformed")
-				continue
-			}
-			p.Len = len(data)
-			if h.tap.Tapping() {
-				h.tap.see(In, fh.LinkID, now, data)
-			}
-			if isND(data) {
-				h.handleND(data, s, fh.Src)
-				s = h.cur.Load()
-				continue
-			}
-			if hb := h.hook.Load(); hb != nil {
-				if hb.h.Inbound(p) == Consumed {
-					continue
-				}
-			}
-			if h.dev != nil {
-				toTun = append(toTun, p.Buf[p.Off-FrameHeaderLen:p.Off+p.Len])
-			}
-		}
-		if len(toTun) > 0 {
-			if _, err := h.dev.Write(toTun, FrameHeaderLen); err != nil {
-				h.c.drop["tun.write"].Add(uint64(len(toTun)))
-			} else {
-				h.c.toTun.Add(uint64(len(toTun)))
-			}
-			clear(toTun)
-			toTun = toTun[:0]
-		}
-	}
-}
-
-// isND reports whether a packet is ICMPv6 neighbour discovery without
-// extension headers (ND never carries any).
-func isND(pkt []byte) bool {
-	return pkt[6] == ip6.ProtoICMPv6 && len(pkt) > ip6.HeaderLen && pkt[ip6.HeaderLen] >= icmpRS && pkt[ip6.HeaderLen] <= icmpRedirect
-}
-
-func (h *Host) handleND(pkt []byte, s *hostState, srcLL LinkAddr) {
-	msg, err := parseND(pkt)
-	if err != nil {
-		h.drop("nd.invalid")
-		return
-	}
-	switch m := msg.(type) {
-	case *ndp.RouterAdvertisement:
-		h.m.Add("nd.ra.in", 1)
-		h.handleRA(m, ip6.Header(pkt).Src(), s)
-	case *ndp.NeighborSolicitation:
-		h.m.Add("nd.ns.in", 1)
-		if !h.isMine(m.TargetAddress, s) {
-			return
-		}
-		src := ip6.Header(pkt).Src()
-		dst := src
-		if src.IsUnspecified() {
-			dst = ip6.AllNodes
-		}
-		if na, err := buildNA(m.TargetAddress, dst, h.ll, false, !src.IsUnspecified()); err == nil {
-			h.m.Add("nd.na.out", 1)
-			h.sendFrame(s.link, na)
-		}
-	default:
-		h.m.Add("nd.other.in", 1)
-	}
-}
-
-// isMine reports whether the host answers for a on the current link: its
-// link-local and the address it formed there.
-func (h *Host) isMine(a netip.Addr, s *hostState) bool {
-	if a == LinkLocal(h.cfg.Name, s.link.Name) {
-		return true
-	}
-	return s.att != nil && s.att.Address == a
-}
-
-func (h *Host) handleRA(ra *ndp.RouterAdvertisement, from netip.Addr, s *hostState) {
-	var prefix netip.Prefix
-	mtu := 0
-	for _, o := range ra.Options {
-		switch v := o.(type) {
-		case *ndp.PrefixInformation:
-			if v.AutonomousAddressConfiguration && v.PrefixLength == 64 && v.ValidLifetime > 0 {
-				prefix = netip.PrefixFrom(v.Prefix, 64)
-			}
-		case *ndp.MTU:
-			mtu = int(v.MTU)
-		}
-	}
-	if !prefix.IsValid() {
-		h.drop("nd.invalid")
-		return
-	}
-	if s.att != nil && s.att.Prefix == prefix && s.att.RouterLL == from {
-		return // a periodic advertisement: nothing changed
-	}
-	addr := AddrFromIID(prefix, StableIID(h.cfg.Name, prefix))
-	if h.cfg.StaticAddr.IsValid() && prefix.Contains(h.cfg.StaticAddr) {
-		addr = h.cfg.StaticAddr
-	}
-	h.mu.Lock()
-	if h.cur.Load() != s { // moved on meanwhile
-		h.mu.Unlock()
-		return
-	}
-	h.seq++
-	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: from, MTU: mtu, At: h.clk.Now(), Seq: h.seq}
-	var prev *Attachment
-	if old := s.att; old != nil {
-		prev = old
-	}
-	h.cur.Store(&hostState{link: s.link, att: att})
-	if h.rsTimer != nil {
-		h.rsTimer.Stop()
-		h.rsTimer = nil
-	}
-	subs := append([]func(Attachment){}, h.onAttach...)
-	h.mu.Unlock()
-	h.m.Add("attach.completed", 1)
-	h.log.Info("attached", "link", s.link.Name, "prefix", prefix, "address", addr)
-	// Announce the new address at once so the router need not resolve it.
-	if na, err := buildNA(addr, ip6.AllNodes, h.ll, false, false); err == nil {
-		h.m.Add("nd.na.out", 1)
-		h.sendFrame(s.link, na)
-	}
-	if h.cfg.ManageAddresses && h.dev != nil {
-		h.manageAddress(prev, att)
-	}
-	for _, f := range subs {
-		f(*att)
-	}
-}
-
-// manageAddress keeps exactly the current link's address on the device.
-func (h *Host) manageAddress(prev, cur *Attachment) {
-	if err := h.dev.AddAddress(netip.PrefixFrom(cur.Address, 64), true); err != nil {
-		h.log.Error("adding address", "addr", cur.Address, "err", err)
-	}
-	for _, a := range h.dev.Addresses() {
-		if a.Prefix.Addr() != cur.Address && a.Prefix.Addr() != h.cfg.StaticAddr {
-			h.dev.RemoveAddress(a.Prefix.Addr())
-		}
-	}
-	_ = prev
-}
-
-// tunLoop carries applications' packets to the current router.
-func (h *Host) tunLoop() {
-	defer h.wg.Done()
-	bs := h.dev.BatchSize()
-	bufs := make([][]byte, bs)
-	for i := range bufs {
-		bufs[i] = make([]byte, Headroom+MaxDatagram)
-	}
-	sizes := make([]int, bs)
-	out := make([][]byte, 0, bs)
-	p := new(Packet)
-	for {
-		n, err := h.dev.Read(bufs, sizes, Headroom)
-		if err != nil && !errors.Is(err, tun.ErrTooManySegments) {
-			if h.closing.Load() {
-				return
-			}
-			h.log.Debug("tun read", "err", err)
-			return
-		}
-		h.c.fromTun.Add(uint64(n))
-		s := h.cur.Load()
-		if s == nil || s.att == nil {
-			h.c.drop["not_attached"].Add(uint64(n))
-			continue
-		}
-		fh := FrameHeader{Type: FrameTypePacket, LinkID: s.link.ID, Src: h.ll}
-		hb := h.hook.Load()
-		var now time.Time
-		if h.tap.Tapping() {
-			now = h.clk.Now()
-		}
-		for i := 0; i < n; i++ {
-			*p = Packet{Buf: bufs[i], Off: Headroom, Len: sizes[i]}
-			data, err := ip6.Check(p.Data())
-			if err != nil {
-				h.drop("ipv6.malformed")
-				continue
-			}
-			p.Len = len(data)
-			if ip6.Header(data).Dst().IsMulticast() {
-				h.drop("multicast")
-				continue
-			}
-			if hb != nil && hb.h.Outbound(p) == Consumed {
-				continue
-			}
-			if s.att.MTU > 0 && p.Len > s.att.MTU {
-				// Tell the local stack, as a kernel would for its own link.
-				h.drop("too_big")
-				if mayAnswerWithError(p.Data(), icmpPacketTooBig) {
-					h.Deliver(buildICMPError(icmpPacketTooBig, 0, uint32(s.att.MTU), s.att.RouterLL, p.Data()))
-				}
-				continue
-			}
-			if h.tap.Tapping() {
-				h.tap.see(Out, s.link.ID, now, p.Data())
-			}
-			out = append(out, p.frame(&fh))
-		}
-		if len(out) > 0 {
-			if err := h.bind.Send(out, s.link.Router); err != nil {
-				h.c.drop["underlay.send"].Add(uint64(len(out)))
-			} else {
-				h.c.framesOut.Add(uint64(len(out)))
-			}
-			clear(out)
-			out = out[:0]
-		}
-	}
-}
-
-// HostStatus is what `node status` shows for a host.
-type HostStatus struct {
-	Name      string      `json:"name"`
-	LinkAddr  string      `json:"lladdr"`
-	Port      uint16      `json:"underlay_port"`
-	Link      string      `json:"link,omitempty"`
-	Router    string      `json:"router,omitempty"`
-	Attached  bool        `json:"attached"`
-	Prefix    string      `json:"prefix,omitempty"`
-	Address   netip.Addr  `json:"address,omitempty"`
-	RouterLL  netip.Addr  `json:"router_link_local,omitempty"`
-	Addresses []string    `json:"device_addresses"`
-	Links     []string    `json:"access_links"`
-	Since     time.Time   `json:"attached_since,omitempty"`
-	Device    string      `json:"device,omitempty"`
-	Routes    []RouteInfo `json:"routes,omitempty"`
-}
-
-// Status reports the host's attachment and addresses.
-func (h *Host) Status() HostStatus {
-	st := HostStatus{Name: h.cfg.Name, LinkAddr: h.ll.String(), Port: h.port}
-	for _, l := range h.cfg.Links {
-		st.Links = append(st.Links, l.Name)
-	}
-	if s := h.cur.Load(); s != nil {
-		st.Link, st.Router = s.link.Name, s.link.Router.String()
-		if s.att != nil {
-			st.Attached, st.Prefix, st.Address, st.RouterLL, st.Since = true, s.att.Prefix.String(), s.att.Address, s.att.RouterLL, s.att.At
-			st.Routes = []RouteInfo{{Prefix: "::/0", Via: fmt.Sprintf("router %s on link %s", s.att.RouterLL, s.link.Name)}}
-		}
-	}
-	if h.dev != nil {
-		st.Device = h.dev.Name()
-		for _, a := range h.dev.Addresses() {
-			s := a.Prefix.String()
-			if !a.Preferred {
-				s += " (not preferred)"
-			}
-			st.Addresses = append(st.Addresses, s)
-		}
-	}
-	return st
 }

@@ -1,4 +1,4 @@
-package overlay
+package overlay_test
 
 import (
 	"encoding/binary"
@@ -8,24 +8,21 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/ip6"
+	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/overlay/overlaytest"
 )
 
 // recordingBind keeps what it is asked to send.
-type recordingBind struct {
-	mu   sync.Mutex
-	sent [][]byte
-}
-
-func (b *recordingBind) Open(uint16) ([]ReceiveFunc, uint16, error) { return nil, 0, nil }
-func (b *recordingBind) BatchSize() int                             { return 8 }
-func (b *recordingBind) Close() error                               { return nil }
-func (b *recordingBind) Send(bufs [][]byte, _ netip.AddrPort) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, x := range bufs {
-		b.sent = append(b.sent, append([]byte(nil), x...))
-	}
-	return nil
+func recordingBind(sent *[][]byte) *overlaytest.FuncBind {
+	var mu sync.Mutex
+	return &overlaytest.FuncBind{SendFunc: func(bufs [][]byte, _ netip.AddrPort) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range bufs {
+			*sent = append(*sent, append([]byte(nil), x...))
+		}
+		return nil
+	}}
 }
 
 // udpFrame is a packet frame on link 7 carrying UDP to port, tagged with n.
@@ -36,9 +33,9 @@ func udpFrame(port uint16, n uint32) []byte {
 	binary.BigEndian.PutUint32(udp[8:], n)
 	pkt := ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64,
 		Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2")}, udp)
-	f := make([]byte, FrameHeaderLen+len(pkt))
-	(&FrameHeader{Type: FrameTypePacket, LinkID: 7}).Put(f)
-	copy(f[FrameHeaderLen:], pkt)
+	f := make([]byte, overlay.FrameHeaderLen+len(pkt))
+	(&overlay.FrameHeader{Type: overlay.FrameTypePacket, LinkID: 7}).Put(f)
+	copy(f[overlay.FrameHeaderLen:], pkt)
 	return f
 }
 
@@ -49,8 +46,8 @@ func TestNetemSignallingLossIgnoresMedia(t *testing.T) {
 	to := netip.MustParseAddrPort("127.0.0.1:9")
 	shape := func(netip.AddrPort, uint32) (time.Duration, float64) { return 0, 0.3 }
 	survivors := func(seed uint64, mediaPerMessage int) []uint32 {
-		rb := &recordingBind{}
-		n := NewNetem(rb, shape, seed)
+		var sent [][]byte
+		n := overlay.NewNetem(recordingBind(&sent), shape, seed)
 		defer n.Close()
 		for i := range uint32(200) {
 			for j := range mediaPerMessage {
@@ -59,9 +56,9 @@ func TestNetemSignallingLossIgnoresMedia(t *testing.T) {
 			n.Send([][]byte{udpFrame(5060, i)}, to)
 		}
 		var out []uint32
-		for _, f := range rb.sent {
-			if binary.BigEndian.Uint16(f[FrameHeaderLen+ip6.HeaderLen+2:]) == 5060 {
-				out = append(out, binary.BigEndian.Uint32(f[FrameHeaderLen+ip6.HeaderLen+8:]))
+		for _, f := range sent {
+			if binary.BigEndian.Uint16(f[overlay.FrameHeaderLen+ip6.HeaderLen+2:]) == 5060 {
+				out = append(out, binary.BigEndian.Uint32(f[overlay.FrameHeaderLen+ip6.HeaderLen+8:]))
 			}
 		}
 		return out

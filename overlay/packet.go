@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+
+	"github.com/ha2r/mip6testbed/ip6"
 )
 
 // Headroom is the space kept in front of every packet in its buffer, so that
@@ -14,14 +16,67 @@ const Headroom = 256
 
 // Packet is an IPv6 packet inside a larger buffer: Buf[Off:Off+Len], with at
 // least Off bytes free in front of it.
+//
+// Ownership: the router's and host's loops own a Packet and its buffer. A
+// hook (RouterHook, HostHook) may read and rewrite the packet during the
+// call, but must not keep p, p.Buf or any slice of them once it returns: the
+// loop reuses both for the next packet of the batch. A hook that needs the
+// bytes later copies them (NewPacket does). Tests run the loops with
+// PoisonBuffers, which scribbles over every buffer after its round so that a
+// kept reference shows up as garbage.
 type Packet struct {
 	Buf []byte
 	Off int
 	Len int
+
+	// The extension-header chain, walked at most once per version of the
+	// packet's bytes (see Chain); every rewrite through Prepend, Strip,
+	// Replace or Changed invalidates it.
+	chain  ip6.Chain
+	walked walkState
+	err    error
+}
+
+type walkState uint8
+
+const (
+	notWalked walkState = iota
+	walkedOK
+	walkFailed
+)
+
+// Set points p at buf[off:off+n], forgetting what it knew of its old bytes.
+func (p *Packet) Set(buf []byte, off, n int) {
+	p.Buf, p.Off, p.Len, p.walked = buf, off, n, notWalked
 }
 
 // Data returns the packet's bytes.
 func (p *Packet) Data() []byte { return p.Buf[p.Off : p.Off+p.Len] }
+
+// Header returns a view of the packet's fixed header.
+func (p *Packet) Header() ip6.Header { return ip6.Header(p.Buf[p.Off : p.Off+p.Len]) }
+
+// Chain returns the packet's extension-header chain. The router and host
+// check a packet once (ip6.Check) and walk its chain at most once; every
+// hook that asks afterwards gets the same result without walking again.
+func (p *Packet) Chain() (*ip6.Chain, error) {
+	switch p.walked {
+	case walkedOK:
+		return &p.chain, nil
+	case walkFailed:
+		return nil, p.err
+	}
+	if err := ip6.Walk(p.Data(), &p.chain); err != nil {
+		p.walked, p.err = walkFailed, err
+		return nil, err
+	}
+	p.walked = walkedOK
+	return &p.chain, nil
+}
+
+// Changed records that the packet's headers were rewritten in place, so the
+// next Chain walks them again.
+func (p *Packet) Changed() { p.walked = notWalked }
 
 // Prepend grows the packet by n bytes at the front and returns the new front
 // bytes; it reports false when there is no room left.
@@ -31,6 +86,7 @@ func (p *Packet) Prepend(n int) ([]byte, bool) {
 	}
 	p.Off -= n
 	p.Len += n
+	p.walked = notWalked
 	return p.Buf[p.Off : p.Off+n], true
 }
 
@@ -41,7 +97,15 @@ func (p *Packet) Strip(n int) bool {
 	}
 	p.Off += n
 	p.Len -= n
+	p.walked = notWalked
 	return true
+}
+
+// Trim cuts the packet to n bytes (link padding after the payload).
+func (p *Packet) Trim(n int) {
+	if n < p.Len {
+		p.Len = n
+	}
 }
 
 // Replace swaps the packet's contents for b, copying it behind the headroom.
@@ -52,6 +116,7 @@ func (p *Packet) Replace(b []byte) {
 	p.Buf = p.Buf[:cap(p.Buf)]
 	p.Off = Headroom
 	p.Len = copy(p.Buf[Headroom:], b)
+	p.walked = notWalked
 }
 
 // NewPacket copies b into a fresh buffer with headroom.

@@ -1,52 +1,72 @@
-package overlay
+package overlay_test
 
 import (
 	"encoding/binary"
+	"errors"
+	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/metrics"
+	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/overlay/overlaytest"
+	"github.com/ha2r/mip6testbed/tun"
 )
 
 var (
 	lanPrefix = netip.MustParsePrefix("2001:db8:a::/64")
 	routerEP  = netip.MustParseAddrPort("10.0.0.1:7000")
+	peerEP    = netip.MustParseAddrPort("10.0.0.9:7000")
+	peerNet   = netip.MustParsePrefix("2001:db8:b::/64")
 )
 
+var quiet = slog.New(slog.DiscardHandler)
+
 type rig struct {
-	net  *memNet
-	r    *Router
+	net  *overlaytest.MemNet
+	r    *overlay.Router
 	clk  *clock.Fake
 	rm   *metrics.Set
-	link LinkConfig
+	link overlay.LinkConfig
 }
 
-func newRig(t *testing.T) *rig {
+type rigOption func(*overlay.RouterConfig)
+
+func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
-	g := &rig{net: newMemNet(), clk: clock.NewFake(time.Unix(1000, 0)), rm: &metrics.Set{}}
-	g.link = LinkConfig{Name: "lan", ID: 42, Prefix: lanPrefix, MTU: 1400}
-	r, err := NewRouter(RouterConfig{Name: "r1", Address: netip.MustParseAddr("2001:db8:a::1"), Links: []LinkConfig{g.link},
-		Clock: g.clk, Metrics: g.rm}, g.net.bind(routerEP.String()))
+	g := &rig{net: overlaytest.NewMemNet(), clk: clock.NewFake(time.Unix(1000, 0)), rm: &metrics.Set{}}
+	g.link = overlay.LinkConfig{Name: "lan", ID: 42, Prefix: lanPrefix, MTU: 1400}
+	cfg := overlay.RouterConfig{Name: "r1", Address: netip.MustParseAddr("2001:db8:a::1"), Links: []overlay.LinkConfig{g.link},
+		Peers: []overlay.Peer{{Name: "r2", Endpoint: peerEP, Prefixes: []netip.Prefix{peerNet}}},
+		Clock: g.clk, Metrics: g.rm, PoisonBuffers: true, Log: quiet}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r, err := overlay.NewRouter(cfg, g.net.Bind(routerEP.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
 	g.r = r
 	return g
 }
 
-// host attaches a host called name at endpoint ep to the rig's link (over a
-// real fake clock this only needs the RS/RA exchange, which is immediate).
-func (g *rig) host(t *testing.T, name, ep string) *Host {
+func (g *rig) start(t *testing.T) {
 	t.Helper()
-	h, err := NewHost(HostConfig{Name: name, Links: []HostLink{{Name: "lan", ID: 42, Router: routerEP}}, Clock: g.clk, Metrics: &metrics.Set{}},
-		g.net.bind(ep), nil)
+	if err := g.r.Start(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.r.Close() })
+}
+
+// host attaches a host called name at endpoint ep to the rig's link.
+func (g *rig) host(t *testing.T, name, ep string) *overlay.Host {
+	t.Helper()
+	h, err := overlay.NewHost(overlay.HostConfig{Name: name, Links: []overlay.HostLink{{Name: "lan", ID: 42, Router: routerEP}},
+		Clock: g.clk, Metrics: &metrics.Set{}, PoisonBuffers: true, Log: quiet}, g.net.Bind(ep), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,31 +76,45 @@ func (g *rig) host(t *testing.T, name, ep string) *Host {
 	t.Cleanup(func() { h.Close() })
 	h.Attach("lan")
 	g.clk.Advance(0)
-	g.eventually(t, func() bool { _, ok := h.Current(); return ok }, "host attached")
+	waitFor(t, func() bool { _, ok := h.Current(); return ok }, "host attached")
 	return h
 }
 
-func (g *rig) eventually(t *testing.T, f func() bool, what string) {
+// waitFor waits for a condition that the rig's goroutines make true; the
+// loops run on real goroutines even with a fake clock, so this polls.
+func waitFor(t *testing.T, f func() bool, what string) {
 	t.Helper()
-	for i := 0; i < 400; i++ {
-		if f() {
-			return
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for: %s", what)
 }
 
-func frameOf(id uint32, typ uint8, src LinkAddr, payload []byte) []byte {
-	b := make([]byte, FrameHeaderLen+len(payload))
-	(&FrameHeader{Type: typ, LinkID: id, Src: src}).Put(b)
-	copy(b[FrameHeaderLen:], payload)
+// datagram waits for the next datagram at b.
+func datagram(t *testing.T, b *overlaytest.MemBind) overlaytest.Datagram {
+	t.Helper()
+	select {
+	case d := <-b.Datagrams():
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("no datagram arrived")
+	}
+	return overlaytest.Datagram{}
+}
+
+func frameOf(id uint32, typ uint8, src overlay.LinkAddr, payload []byte) []byte {
+	b := make([]byte, overlay.FrameHeaderLen+len(payload))
+	(&overlay.FrameHeader{Type: typ, LinkID: id, Src: src}).Put(b)
+	copy(b[overlay.FrameHeaderLen:], payload)
 	return b
 }
 
 func echo(src, dst netip.Addr, hl uint8) []byte {
 	body := make([]byte, 16)
-	body[0] = icmpEchoRequest
+	body[0] = ip6.ICMPEchoRequest
 	binary.BigEndian.PutUint16(body[2:], ip6.Checksum(src, dst, ip6.ProtoICMPv6, body))
 	return ip6.Build(ip6.Fields{NextHeader: ip6.ProtoICMPv6, HopLimit: hl, Src: src, Dst: dst}, body)
 }
@@ -88,8 +122,9 @@ func echo(src, dst netip.Addr, hl uint8) []byte {
 // Hostile frames are dropped and counted, each under its own reason.
 func TestRouterCountsBadFrames(t *testing.T) {
 	g := newRig(t)
+	g.start(t)
 	attacker := netip.MustParseAddrPort("10.9.9.9:1")
-	ll := NodeLinkAddr("x")
+	ll := overlay.NodeLinkAddr("x")
 	good := echo(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("2001:db8:a::1"), 64)
 	truncated := append([]byte(nil), good...)
 	binary.BigEndian.PutUint16(truncated[4:], 500) // claims more payload than there is
@@ -99,77 +134,80 @@ func TestRouterCountsBadFrames(t *testing.T) {
 		reason string
 	}{
 		{[]byte{1, 2, 3}, "frame.short"},
-		{frameOf(42, FrameTypePacket, ll, good)[1:], "frame.magic"},
-		{append([]byte{FrameMagic, 9}, make([]byte, 60)...), "frame.version"},
-		{func() []byte { f := frameOf(42, FrameTypePacket, ll, good); f[3] = 0x80; return f }(), "frame.flags"},
+		{frameOf(42, overlay.FrameTypePacket, ll, good)[1:], "frame.magic"},
+		{append([]byte{overlay.FrameMagic, 9}, make([]byte, 60)...), "frame.version"},
+		{func() []byte { f := frameOf(42, overlay.FrameTypePacket, ll, good); f[3] = 0x80; return f }(), "frame.flags"},
 		{frameOf(42, 77, ll, good), "frame.type"},
-		{frameOf(42, FrameTypePacket, ll, []byte{0x45, 0, 0, 20}), "frame.not_ipv6"},
-		{frameOf(42, FrameTypePacket, ll, truncated), "ipv6.malformed"},
-		{frameOf(42, FrameTypePacket, ll, good[:30]), "ipv6.malformed"},
-		{frameOf(99, FrameTypePacket, ll, good), "link.unknown"},
-		{frameOf(0, FrameTypePacket, ll, good), "peer.unknown"},
-		{frameOf(42, FrameTypePacket, ll, spoofed), "ingress"},
-		{frameOf(42, FrameTypePacket, ll, make([]byte, 70000)[:1]), "frame.not_ipv6"},
+		{frameOf(42, overlay.FrameTypePacket, ll, []byte{0x45, 0, 0, 20}), "frame.not_ipv6"},
+		{frameOf(42, overlay.FrameTypePacket, ll, truncated), "ipv6.malformed"},
+		{frameOf(42, overlay.FrameTypePacket, ll, good[:30]), "ipv6.malformed"},
+		{frameOf(99, overlay.FrameTypePacket, ll, good), "link.unknown"},
+		{frameOf(0, overlay.FrameTypePacket, ll, good), "peer.unknown"},
+		{frameOf(42, overlay.FrameTypePacket, ll, spoofed), "ingress"},
+		{frameOf(42, overlay.FrameTypePacket, ll, make([]byte, 70000)[:1]), "frame.not_ipv6"},
 	}
 	for _, c := range cases {
 		before := g.rm.Get("drop." + c.reason)
-		g.net.deliver(attacker, routerEP, c.frame)
-		g.eventually(t, func() bool { return g.rm.Get("drop."+c.reason) == before+1 }, "drop."+c.reason)
+		g.net.Deliver(attacker, routerEP, c.frame)
+		waitFor(t, func() bool { return g.rm.Get("drop."+c.reason) == before+1 }, "drop."+c.reason)
 	}
-	// Still alive: a good echo request is answered.
-	g.net.bind(attacker.String())
-	g.net.deliver(attacker, routerEP, frameOf(42, FrameTypePacket, ll, good))
-	g.eventually(t, func() bool { return g.rm.Get("packets.local") > 0 }, "router answers after hostile input")
+	// Still alive: a good echo request from an announced host is answered.
+	ab := g.net.Bind(attacker.String())
+	g.net.Deliver(attacker, routerEP, frameOf(42, overlay.FrameTypePacket, ll, overlay.BuildNA(netip.MustParseAddr("2001:db8:a::5"), ip6.AllNodes, ll, false, false)))
+	g.net.Deliver(attacker, routerEP, frameOf(42, overlay.FrameTypePacket, ll, good))
+	d := datagram(t, ab)
+	if d.From != routerEP || len(d.Data) < overlay.FrameHeaderLen+ip6.HeaderLen+1 || d.Data[overlay.FrameHeaderLen+ip6.HeaderLen] != ip6.ICMPEchoReply {
+		t.Fatalf("answer to a good echo request after hostile input: %x", d.Data)
+	}
+	if n := g.rm.Get("frames.unsettled") + g.rm.Get("frames.settled_twice"); n != 0 {
+		t.Errorf("%d frames not accounted for exactly once", n)
+	}
 }
 
 // A host behind NAT whose public endpoint changes (a new mapping) keeps
 // receiving: the router learns the new endpoint from its next frame.
 func TestRouterFollowsNATRebinding(t *testing.T) {
 	g := newRig(t)
+	g.start(t)
 	h := g.host(t, "h1", "10.0.0.2:5000")
 	a, _ := h.Current()
-	// The router reaches h1 at its endpoint.
-	if ep, ok := g.r.links[42].endpointOf(a.Address); !ok || ep.String() != "10.0.0.2:5000" {
+	if ep, ok := g.r.EndpointOf(42, a.Address); !ok || ep.String() != "10.0.0.2:5000" {
 		t.Fatalf("router has %v, %v for the host", ep, ok)
 	}
 	// Same host, new NAT mapping: frames now come from another endpoint.
 	newEP := netip.MustParseAddrPort("192.0.2.7:61000")
-	got := g.net.bind(newEP.String())
-	var b [FrameHeaderLen]byte
-	(&FrameHeader{Type: FrameTypeKeep, LinkID: 42, Src: h.LinkAddr()}).Put(b[:])
-	g.net.deliver(newEP, routerEP, b[:])
-	g.eventually(t, func() bool { ep, _ := g.r.links[42].endpointOf(a.Address); return ep == newEP }, "router moved to the new endpoint")
+	got := g.net.Bind(newEP.String())
+	var b [overlay.FrameHeaderLen]byte
+	(&overlay.FrameHeader{Type: overlay.FrameTypeKeep, LinkID: 42, Src: h.LinkAddr()}).Put(b[:])
+	g.net.Deliver(newEP, routerEP, b[:])
+	waitFor(t, func() bool { ep, _ := g.r.EndpointOf(42, a.Address); return ep == newEP }, "router moved to the new endpoint")
 	g.r.Send(echo(netip.MustParseAddr("2001:db8:a::1"), a.Address, 64))
-	select {
-	case d := <-got.ch:
-		if d.from != routerEP {
-			t.Errorf("frame from %v", d.from)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("nothing arrived at the new endpoint")
+	if d := datagram(t, got); d.From != routerEP {
+		t.Errorf("frame from %v", d.From)
 	}
 }
 
 // Hosts send a keepalive every Keepalive interval to hold NAT mappings.
 func TestHostKeepalives(t *testing.T) {
 	g := newRig(t)
+	g.start(t)
 	h := g.host(t, "h1", "10.0.0.2:5000")
 	for i := 1; i <= 3; i++ {
 		g.clk.Advance(25 * time.Second)
-		g.eventually(t, func() bool { return h.Metrics().Get("keepalive.out") == uint64(i) }, "keepalive")
+		waitFor(t, func() bool { return h.Metrics().Get("keepalive.out") == uint64(i) }, "keepalive")
 	}
-	g.eventually(t, func() bool { return g.rm.Get("keepalive.in") == 3 }, "router saw 3 keepalives")
+	waitFor(t, func() bool { return g.rm.Get("keepalive.in") == 3 }, "router saw 3 keepalives")
 }
 
-// A host that stops talking is forgotten after the member timeout, and a
-// packet for it then ends in an address-unreachable error.
+// A host that stops talking is forgotten after the member timeout.
 func TestRouterForgetsSilentHosts(t *testing.T) {
 	g := newRig(t)
+	g.start(t)
 	h := g.host(t, "h1", "10.0.0.2:5000")
 	a, _ := h.Current()
 	h.Close()
 	g.clk.Advance(80 * time.Second)
-	if _, ok := g.r.links[42].endpointOf(a.Address); ok {
+	if _, ok := g.r.EndpointOf(42, a.Address); ok {
 		t.Fatal("a silent host is still a neighbour after 80 s")
 	}
 	if g.rm.Get("hosts.expired") != 1 {
@@ -177,8 +215,121 @@ func TestRouterForgetsSilentHosts(t *testing.T) {
 	}
 }
 
+// The router's TUN loop routes every packet a read returned, also when the
+// read returned an error with them (tun.ErrTooManySegments: the kernel
+// backend had more segments than buffers). It used to drop the whole batch.
+func TestRouterTUNReadErrorKeepsPackets(t *testing.T) {
+	g := newRig(t)
+	dev := overlaytest.NewChanDevice(1400)
+	g.r.SetDevice(dev)
+	peer := g.net.Bind(peerEP.String())
+	g.start(t)
+	var pkts [][]byte
+	for i := range 3 {
+		pkts = append(pkts, echo(netip.MustParseAddr("2001:db8:a::1"), netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 15: byte(i + 1)}), 64))
+	}
+	dev.Feed(pkts, tun.ErrTooManySegments)
+	for i := range 3 {
+		d := datagram(t, peer)
+		if dst := ip6.Header(d.Data[overlay.FrameHeaderLen:]).Dst(); dst.As16()[15] != byte(i+1) {
+			t.Errorf("packet %d went to %s", i, dst)
+		}
+	}
+	if g.rm.Get("drop.tun.read_segments") != 1 {
+		t.Errorf("the lost segments were not counted: %v", g.rm.Snapshot())
+	}
+	// The loop carries on after the error.
+	dev.Feed(pkts[:1], nil)
+	datagram(t, peer)
+}
+
+// A host's TUN loop does the same.
+func TestHostTUNReadErrorKeepsPackets(t *testing.T) {
+	g := newRig(t)
+	g.start(t)
+	dev := overlaytest.NewChanDevice(1400)
+	h, err := overlay.NewHost(overlay.HostConfig{Name: "h1", Links: []overlay.HostLink{{Name: "lan", ID: 42, Router: routerEP}},
+		Clock: g.clk, Metrics: &metrics.Set{}, Log: quiet}, g.net.Bind("10.0.0.2:5000"), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	h.Attach("lan")
+	g.clk.Advance(0)
+	waitFor(t, func() bool { _, ok := h.Current(); return ok }, "host attached")
+	a, _ := h.Current()
+	before := g.rm.Get("packets.forwarded")
+	pkts := [][]byte{echo(a.Address, netip.MustParseAddr("2001:db8:b::1"), 64), echo(a.Address, netip.MustParseAddr("2001:db8:b::2"), 64)}
+	dev.Feed(pkts, tun.ErrTooManySegments)
+	waitFor(t, func() bool { return g.rm.Get("packets.forwarded") == before+2 }, "both packets forwarded")
+}
+
+// A receive loop whose reads keep failing gives up after maxLoopErrors
+// tries, pausing between them, and says so; it does not spin.
+func TestReceiveLoopGivesUpOnRepeatedErrors(t *testing.T) {
+	clk := clock.NewFake(time.Unix(0, 0))
+	var calls sync.WaitGroup
+	reads := make(chan struct{}, 100)
+	bind := &overlaytest.FuncBind{Recv: func([][]byte, []int, []netip.AddrPort) (int, error) {
+		reads <- struct{}{}
+		return 0, errors.New("socket broken")
+	}}
+	m := &metrics.Set{}
+	r, err := overlay.NewRouter(overlay.RouterConfig{Name: "r", Address: netip.MustParseAddr("2001:db8::1"), Clock: clk, Metrics: m, Log: quiet}, bind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls.Add(1)
+	if err := r.Start(0); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for m.Get("loop.stopped") == 0 {
+		select {
+		case <-reads:
+			n++
+		case <-time.After(5 * time.Second):
+			t.Fatalf("after %d reads the loop neither read again nor stopped", n)
+		}
+		// The loop waits on the clock before the next read.
+		waitFor(t, func() bool { return clk.Pending() > 2 || m.Get("loop.stopped") > 0 }, "loop pausing")
+		clk.Advance(time.Second)
+	}
+	if n != 11 {
+		t.Errorf("%d reads before giving up, want 11", n)
+	}
+}
+
+// A hook may not keep a packet past its call: the loops reuse the buffer,
+// and tests run them with PoisonBuffers so that a kept reference shows.
+func TestHookMustNotKeepPackets(t *testing.T) {
+	g := newRig(t)
+	kept := make(chan []byte, 1)
+	g.r.SetHook(keeper{kept})
+	g.start(t)
+	g.net.Bind("10.0.0.2:5000")
+	src := netip.MustParseAddr("2001:db8:a::5")
+	g.net.Deliver(netip.MustParseAddrPort("10.0.0.2:5000"), routerEP,
+		frameOf(42, overlay.FrameTypePacket, overlay.NodeLinkAddr("h"), echo(src, netip.MustParseAddr("2001:db8:b::1"), 64)))
+	data := <-kept
+	waitFor(t, func() bool { return g.rm.Get("outcome.consumed") == 1 }, "hook called")
+	waitFor(t, func() bool { return data[0] == 0xdb }, "kept bytes poisoned after the round")
+}
+
+type keeper struct{ kept chan []byte }
+
+func (k keeper) Local(*overlay.Packet, *overlay.LinkConfig) overlay.Verdict { return overlay.Continue }
+func (k keeper) Forward(p *overlay.Packet) overlay.Verdict {
+	k.kept <- p.Data() // wrong on purpose: a reference, not a copy
+	return overlay.Consumed
+}
+
 func TestPickLink(t *testing.T) {
-	links := []HostLink{
+	links := []overlay.HostLink{
 		{Name: "a", Network: netip.MustParsePrefix("10.1.0.0/24")},
 		{Name: "b", Network: netip.MustParsePrefix("10.2.0.0/24")},
 		{Name: "c"},
@@ -203,69 +354,99 @@ func TestPickLink(t *testing.T) {
 		{"c", set("10.2.0.5"), "b", true},
 	}
 	for _, c := range cases {
-		got, ok := pickLink(links, c.cur, c.addrs)
+		got, ok := overlay.PickLink(links, c.cur, c.addrs)
 		if got != c.want || ok != c.ok {
 			t.Errorf("pickLink(%q, %v) = %q, %v; want %q, %v", c.cur, c.addrs, got, ok, c.want, c.ok)
 		}
 	}
 }
 
+// Every ND message the overlay builds parses back to what was put in.
+func TestNDRoundTrip(t *testing.T) {
+	ll := overlay.NodeLinkAddr("r")
+	rl := netip.MustParseAddr("fe80::1")
+	typ, _, prefix, mtu, err := overlay.ParseNDForTest(overlay.BuildRA(overlay.RAParams{Prefix: lanPrefix, MTU: 1280, Router: ll, Lifetime: time.Minute}, rl, ip6.AllNodes))
+	if err != nil || typ != ip6.ICMPRouterAdv || prefix != lanPrefix || mtu != 1280 {
+		t.Errorf("RA: %d %s %d %v", typ, prefix, mtu, err)
+	}
+	target := netip.MustParseAddr("2001:db8:a::5")
+	if typ, tgt, _, _, err := overlay.ParseNDForTest(overlay.BuildNS(target, rl, ll)); err != nil || typ != ip6.ICMPNeighborSol || tgt != target {
+		t.Errorf("NS: %d %s %v", typ, tgt, err)
+	}
+	if typ, tgt, _, _, err := overlay.ParseNDForTest(overlay.BuildNA(target, ip6.AllNodes, ll, false, false)); err != nil || typ != ip6.ICMPNeighborAdv || tgt != target {
+		t.Errorf("NA: %d %s %v", typ, tgt, err)
+	}
+	if typ, _, _, _, err := overlay.ParseNDForTest(overlay.BuildRS(netip.IPv6Unspecified(), ll)); err != nil || typ != ip6.ICMPRouterSol {
+		t.Errorf("RS: %d %v", typ, err)
+	}
+	bad := overlay.BuildNS(target, rl, ll)
+	bad[7] = 64 // hop limit
+	if _, _, _, _, err := overlay.ParseNDForTest(bad); err == nil {
+		t.Error("an NS with hop limit 64 was accepted")
+	}
+}
+
 // FuzzRouterInput feeds arbitrary frames, as if from a host on the link,
-// into a router: nothing may panic, everything is answered or counted.
+// into a router: nothing may panic, and each frame is accounted for exactly
+// once, as a drop under its reason or as one outcome.
 func FuzzRouterInput(f *testing.F) {
-	ll := NodeLinkAddr("h")
-	f.Add(frameOf(42, FrameTypePacket, ll, echo(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("2001:db8:a::1"), 64)))
-	f.Add(frameOf(42, FrameTypePacket, ll, echo(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("2001:db8:b::1"), 1)))
-	rs, _ := buildRS(netip.MustParseAddr("fe80::5"), ll)
-	f.Add(frameOf(42, FrameTypePacket, ll, rs))
-	ns, _ := buildNS(netip.MustParseAddr("2001:db8:a::1"), netip.MustParseAddr("2001:db8:a::5"), ll, netip.Addr{})
-	f.Add(frameOf(42, FrameTypePacket, ll, ns))
-	na, _ := buildNA(netip.MustParseAddr("2001:db8:a::5"), ip6.AllNodes, ll, false, false)
-	f.Add(frameOf(42, FrameTypePacket, ll, na))
-	f.Add(frameOf(42, FrameTypeKeep, ll, nil))
+	ll := overlay.NodeLinkAddr("h")
+	f.Add(frameOf(42, overlay.FrameTypePacket, ll, echo(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("2001:db8:a::1"), 64)))
+	f.Add(frameOf(42, overlay.FrameTypePacket, ll, echo(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("2001:db8:b::1"), 1)))
+	f.Add(frameOf(42, overlay.FrameTypePacket, ll, overlay.BuildRS(netip.MustParseAddr("fe80::5"), ll)))
+	f.Add(frameOf(42, overlay.FrameTypePacket, ll, overlay.BuildNS(netip.MustParseAddr("2001:db8:a::1"), netip.MustParseAddr("2001:db8:a::5"), ll)))
+	f.Add(frameOf(42, overlay.FrameTypePacket, ll, overlay.BuildNA(netip.MustParseAddr("2001:db8:a::5"), ip6.AllNodes, ll, false, false)))
+	f.Add(frameOf(42, overlay.FrameTypeKeep, ll, nil))
+	f.Add(frameOf(42, overlay.FrameTypePacket, ll, echo(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("2001:db8:a::77"), 64)))
 	clk := clock.NewFake(time.Unix(0, 0))
-	r, err := NewRouter(RouterConfig{Name: "r1", Address: netip.MustParseAddr("2001:db8:a::1"),
-		Links: []LinkConfig{{Name: "lan", ID: 42, Prefix: lanPrefix, MTU: 1400}}, Clock: clk,
-		Peers: []Peer{{Name: "r2", Endpoint: netip.MustParseAddrPort("10.0.0.9:1"), Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:b::/64")}}}},
-		nopBind{})
+	m := &metrics.Set{}
+	r, err := overlay.NewRouter(overlay.RouterConfig{Name: "r1", Address: netip.MustParseAddr("2001:db8:a::1"),
+		Links: []overlay.LinkConfig{{Name: "lan", ID: 42, Prefix: lanPrefix, MTU: 1400}}, Clock: clk, Metrics: m, Log: quiet,
+		Peers: []overlay.Peer{{Name: "r2", Endpoint: netip.MustParseAddrPort("10.0.0.9:1"), Prefixes: []netip.Prefix{peerNet}}}},
+		overlaytest.NopBind{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	from := netip.MustParseAddrPort("10.0.0.5:5")
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		buf := make([]byte, Headroom+len(frame))
-		copy(buf[Headroom:], frame)
-		st := rx{from: from}
-		r.handleFrame(buf, len(frame), clk.Now(), &st)
-		r.flush(&st)
+		buf := make([]byte, overlay.Headroom+len(frame))
+		copy(buf[overlay.Headroom:], frame)
+		var round overlay.Round
+		outcomes := func() uint64 {
+			var n uint64
+			for _, o := range []string{"drop", "keepalive", "nd", "emitted", "device", "resolving", "consumed", "answered"} {
+				n += m.Get("outcome." + o)
+			}
+			return n + m.Get("keepalive.in")
+		}
+		before, unsettled, twice := outcomes(), m.Get("frames.unsettled"), m.Get("frames.settled_twice")
+		r.HandleFrame(&round, buf, len(frame), from, clk.Now())
+		r.Flush(&round)
+		if m.Get("frames.unsettled") != unsettled || m.Get("frames.settled_twice") != twice {
+			t.Fatalf("frame %x not accounted for exactly once (unsettled %d, twice %d)", frame,
+				m.Get("frames.unsettled")-unsettled, m.Get("frames.settled_twice")-twice)
+		}
+		if outcomes() == before {
+			t.Fatalf("frame %x left no outcome", frame)
+		}
 	})
 }
-
-type nopBind struct{}
-
-func (nopBind) Open(uint16) ([]ReceiveFunc, uint16, error) { return nil, 0, nil }
-func (nopBind) Send([][]byte, netip.AddrPort) error        { return nil }
-func (nopBind) BatchSize() int                             { return 8 }
-func (nopBind) Close() error                               { return nil }
 
 // FuzzND feeds arbitrary neighbour discovery messages to a host and to a
 // router's ND handling.
 func FuzzND(f *testing.F) {
-	ll := NodeLinkAddr("r")
-	ra, _ := buildRA(RAParams{Prefix: lanPrefix, MTU: 1400, Router: ll, Lifetime: time.Minute}, netip.MustParseAddr("fe80::1"), ip6.AllNodes)
-	f.Add(ra)
-	ns, _ := buildNS(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("fe80::1"), ll, netip.Addr{})
-	f.Add(ns)
-	rs, _ := buildRS(netip.IPv6Unspecified(), ll)
-	f.Add(rs)
+	ll := overlay.NodeLinkAddr("r")
+	f.Add(overlay.BuildRA(overlay.RAParams{Prefix: lanPrefix, MTU: 1400, Router: ll, Lifetime: time.Minute}, netip.MustParseAddr("fe80::1"), ip6.AllNodes)[ip6.HeaderLen:])
+	f.Add(overlay.BuildNS(netip.MustParseAddr("2001:db8:a::5"), netip.MustParseAddr("fe80::1"), ll)[ip6.HeaderLen:])
+	f.Add(overlay.BuildRS(netip.IPv6Unspecified(), ll)[ip6.HeaderLen:])
 	clk := clock.NewFake(time.Unix(0, 0))
-	h, err := NewHost(HostConfig{Name: "h", Links: []HostLink{{Name: "lan", ID: 42, Router: routerEP}}, Clock: clk}, nopBind{}, nil)
+	h, err := overlay.NewHost(overlay.HostConfig{Name: "h", Links: []overlay.HostLink{{Name: "lan", ID: 42, Router: routerEP}}, Clock: clk, Log: quiet}, overlaytest.NopBind{}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	h.Attach("lan")
-	r, _ := NewRouter(RouterConfig{Name: "r1", Address: netip.MustParseAddr("2001:db8:a::1"),
-		Links: []LinkConfig{{Name: "lan", ID: 42, Prefix: lanPrefix, MTU: 1400}}, Clock: clk}, nopBind{})
+	r, _ := overlay.NewRouter(overlay.RouterConfig{Name: "r1", Address: netip.MustParseAddr("2001:db8:a::1"),
+		Links: []overlay.LinkConfig{{Name: "lan", ID: 42, Prefix: lanPrefix, MTU: 1400}}, Clock: clk, Log: quiet}, overlaytest.NopBind{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// Wrap the fuzzed ICMPv6 body in a valid header with a right checksum,
 		// so that the fuzzer explores the ND parser rather than the checksum.
@@ -277,9 +458,9 @@ func FuzzND(f *testing.F) {
 		b[2], b[3] = 0, 0
 		binary.BigEndian.PutUint16(b[2:], ip6.Checksum(src, dst, ip6.ProtoICMPv6, b))
 		pkt := ip6.Build(ip6.Fields{NextHeader: ip6.ProtoICMPv6, HopLimit: 255, Src: src, Dst: dst}, b)
-		s := h.cur.Load()
-		h.handleND(pkt, s, ll)
-		p := NewPacket(pkt)
-		r.handleND(p, r.links[42], ll, &rx{from: routerEP})
+		h.HandleND(pkt)
+		var round overlay.Round
+		r.HandleND(&round, pkt, 42, routerEP, ll)
+		r.Flush(&round)
 	})
 }

@@ -1,0 +1,222 @@
+package overlay
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/ha2r/mip6testbed/ip6"
+)
+
+// hostRx is the state of a host's underlay receive loop.
+type hostRx struct {
+	pkt   Packet
+	toTun [][]byte
+	nd    ndBuilder
+}
+
+// hostTx is the state of a host's TUN loop.
+type hostTx struct {
+	pkt Packet
+	out [][]byte
+}
+
+// receiveBatch processes one batch of frames from the current router.
+func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
+	s := h.cur.Load()
+	var now time.Time
+	if h.tap.Tapping() {
+		now = h.clk.Now()
+	}
+	p := &st.pkt
+	for i := 0; i < n; i++ {
+		var fh FrameHeader
+		if _, err := ParseFrame(bufs[i][Headroom:Headroom+sizes[i]], &fh); err != nil {
+			h.c.dropped(frameDrop(err), 1)
+			continue
+		}
+		if s == nil || fh.LinkID != s.link.ID {
+			h.c.dropped(DropNotAttached, 1)
+			continue
+		}
+		if fh.Type != FrameTypePacket {
+			continue
+		}
+		p.Set(bufs[i], Headroom+FrameHeaderLen, sizes[i]-FrameHeaderLen)
+		data, err := ip6.Check(p.Data())
+		if err != nil {
+			h.c.dropped(DropIPv6Malformed, 1)
+			continue
+		}
+		p.Trim(len(data))
+		if h.tap.Tapping() {
+			h.tap.see(In, fh.LinkID, now, data)
+		}
+		if isND(data) {
+			h.handleND(st, data, s)
+			s = h.cur.Load()
+			continue
+		}
+		if hb := h.hook.Load(); hb != nil {
+			if hb.h.Inbound(p) == Consumed {
+				continue
+			}
+		}
+		if h.dev != nil {
+			st.toTun = append(st.toTun, p.Buf[p.Off-FrameHeaderLen:p.Off+p.Len])
+		}
+	}
+	if len(st.toTun) > 0 {
+		if _, err := h.dev.Write(st.toTun, FrameHeaderLen); err != nil {
+			h.c.dropped(DropTunWrite, len(st.toTun))
+		} else {
+			h.c.toTun.Add(uint64(len(st.toTun)))
+		}
+		clear(st.toTun)
+		st.toTun = st.toTun[:0]
+	}
+}
+
+// handleND processes neighbour discovery from the current router.
+func (h *Host) handleND(st *hostRx, pkt []byte, s *hostState) {
+	var m ndMsg
+	if err := parseND(pkt, &m); err != nil {
+		h.c.dropped(DropNDInvalid, 1)
+		return
+	}
+	switch m.typ {
+	case ip6.ICMPRouterAdv:
+		h.m.Add("nd.ra.in", 1)
+		h.handleRA(&m, ip6.Header(pkt).Src(), s)
+	case ip6.ICMPNeighborSol:
+		h.m.Add("nd.ns.in", 1)
+		if !h.isMine(m.target, s) {
+			return
+		}
+		src := ip6.Header(pkt).Src()
+		dst := src
+		if src.IsUnspecified() {
+			dst = ip6.AllNodes
+		}
+		h.m.Add("nd.na.out", 1)
+		st.nd.na(m.target, dst, h.ll, false, !src.IsUnspecified())
+		h.sendFrame(s.link, st.nd.packet())
+	default:
+		h.m.Add("nd.other.in", 1)
+	}
+}
+
+// isMine reports whether the host answers for a on the current link: its
+// link-local and the address it formed there.
+func (h *Host) isMine(a netip.Addr, s *hostState) bool {
+	if a == LinkLocal(h.cfg.Name, s.link.Name) {
+		return true
+	}
+	return s.att != nil && s.att.Address == a
+}
+
+// handleRA completes an attach, or notices a new router or prefix on the
+// current link (movement detection, RFC 6275 11.5.1).
+func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
+	if !ra.prefix.IsValid() {
+		h.c.dropped(DropNDInvalid, 1)
+		return
+	}
+	prefix := ra.prefix
+	if s.att != nil && s.att.Prefix == prefix && s.att.RouterLL == from {
+		return // a periodic advertisement: nothing changed
+	}
+	addr := AddrFromIID(prefix, StableIID(h.cfg.Name, prefix))
+	if h.cfg.StaticAddr.IsValid() && prefix.Contains(h.cfg.StaticAddr) {
+		addr = h.cfg.StaticAddr
+	}
+	h.mu.Lock()
+	if h.cur.Load() != s { // moved on meanwhile
+		h.mu.Unlock()
+		return
+	}
+	h.seq++
+	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: from, MTU: ra.mtu, At: h.clk.Now(), Seq: h.seq}
+	h.cur.Store(&hostState{link: s.link, att: att})
+	if h.rsTimer != nil {
+		h.rsTimer.Stop()
+		h.rsTimer = nil
+	}
+	subs := append([]func(Attachment){}, h.onAttach...)
+	// Announce the new address at once so the router need not resolve it.
+	h.m.Add("nd.na.out", 1)
+	h.sendFrame(s.link, h.ctl.na(addr, ip6.AllNodes, h.ll, false, false))
+	h.mu.Unlock()
+	h.m.Add("attach.completed", 1)
+	h.log.Info("attached", "link", s.link.Name, "prefix", prefix, "address", addr)
+	if h.cfg.ManageAddresses && h.dev != nil {
+		h.manageAddress(att)
+	}
+	for _, f := range subs {
+		f(*att)
+	}
+}
+
+// manageAddress keeps exactly the current link's address on the device.
+func (h *Host) manageAddress(cur *Attachment) {
+	if err := h.dev.AddAddress(netip.PrefixFrom(cur.Address, 64), true); err != nil {
+		h.log.Error("adding address", "addr", cur.Address, "err", err)
+	}
+	for _, a := range h.dev.Addresses() {
+		if a.Prefix.Addr() != cur.Address && a.Prefix.Addr() != h.cfg.StaticAddr {
+			h.dev.RemoveAddress(a.Prefix.Addr())
+		}
+	}
+}
+
+// tunBatch carries a batch of applications' packets to the current router.
+func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
+	s := h.cur.Load()
+	if s == nil || s.att == nil {
+		h.c.dropped(DropNotAttached, n)
+		return
+	}
+	fh := FrameHeader{Type: FrameTypePacket, LinkID: s.link.ID, Src: h.ll}
+	hb := h.hook.Load()
+	var now time.Time
+	if h.tap.Tapping() {
+		now = h.clk.Now()
+	}
+	p := &st.pkt
+	for i := 0; i < n; i++ {
+		p.Set(bufs[i], Headroom, sizes[i])
+		data, err := ip6.Check(p.Data())
+		if err != nil {
+			h.c.dropped(DropIPv6Malformed, 1)
+			continue
+		}
+		p.Trim(len(data))
+		if p.Header().Dst().IsMulticast() {
+			h.c.dropped(DropMulticast, 1)
+			continue
+		}
+		if hb != nil && hb.h.Outbound(p) == Consumed {
+			continue
+		}
+		if s.att.MTU > 0 && p.Len > s.att.MTU {
+			// Tell the local stack, as a kernel would for its own link.
+			h.c.dropped(DropTooBig, 1)
+			if ip6.MayAnswerWithError(p.Data(), ip6.ICMPPacketTooBig) {
+				h.Deliver(ip6.ICMPError(ip6.ICMPPacketTooBig, 0, uint32(s.att.MTU), s.att.RouterLL, p.Data()))
+			}
+			continue
+		}
+		if h.tap.Tapping() {
+			h.tap.see(Out, s.link.ID, now, p.Data())
+		}
+		st.out = append(st.out, p.frame(&fh))
+	}
+	if len(st.out) > 0 {
+		if err := h.bind.Send(st.out, s.link.Router); err != nil {
+			h.c.dropped(DropUnderlaySend, len(st.out))
+		} else {
+			h.c.framesOut.Add(uint64(len(st.out)))
+		}
+		clear(st.out)
+		st.out = st.out[:0]
+	}
+}
