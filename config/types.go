@@ -1,12 +1,14 @@
 // Package config reads the topology file that every node of a deployment
-// shares (DESIGN.md, "The topology file"). Loading is strict: unknown fields,
-// missing fields and inconsistent values are reported with the file, the
-// line and the field path, so that a user can fix the file without guessing.
+// shares. Loading is strict: unknown fields, missing fields and inconsistent
+// values are reported with the file, the line and the field path, so that a
+// user can fix the file without guessing.
 package config
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/ha2r/mip6testbed/mobility"
 )
 
 // Role is what a node does.
@@ -22,12 +24,13 @@ const (
 // IsRouter reports whether nodes of role r forward packets.
 func (r Role) IsRouter() bool { return r == RoleHA || r == RoleAR }
 
-// Scheme is a mobility scheme.
-type Scheme string
+// Scheme is a mobility scheme: the mobility package's type, so that one
+// enum serves the file, the engines and the reports.
+type Scheme = mobility.Scheme
 
 const (
-	SchemeStandard Scheme = "standard" // RFC 6275 with Return Routability
-	SchemeHA2R     Scheme = "ha2r"     // the paper's scheme
+	SchemeStandard = mobility.SchemeStandard // RFC 6275 with Return Routability
+	SchemeHA2R     = mobility.SchemeHA2R     // the paper's scheme
 )
 
 // Topology is a whole deployment.

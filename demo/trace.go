@@ -255,7 +255,7 @@ type upperView struct {
 // header and route-optimisation headers.
 func innerOf(pkt []byte) (upperView, bool, bool) {
 	tunnelled := false
-	if len(pkt) > 2*ip6.HeaderLen && pkt[6] == ip6.ProtoIPv6 {
+	if len(pkt) > 2*ip6.HeaderLen && ip6.Header(pkt).NextHeader() == ip6.ProtoIPv6 {
 		pkt, tunnelled = pkt[ip6.HeaderLen:], true
 	}
 	var c ip6.Chain

@@ -56,7 +56,7 @@ func Walk(pkt []byte, c *Chain) error {
 	if len(pkt) < HeaderLen {
 		return ErrTruncated
 	}
-	next := pkt[6]
+	next := Header(pkt).NextHeader()
 	off := HeaderLen
 	for IsExtHeader(next) {
 		if c.N == MaxExtHeaders {
@@ -110,7 +110,7 @@ func (c *Chain) Find(proto uint8) (ExtHeader, bool) {
 // header for the first one, otherwise the first byte of the previous header.
 func (c *Chain) NextHeaderOffset(i int) int {
 	if i == 0 {
-		return 6
+		return OffNextHeader
 	}
 	return c.Headers[i-1].Off
 }
@@ -163,7 +163,7 @@ var ErrNotTunnel = errors.New("ip6: not an IPv6-in-IPv6 packet")
 // Decapsulate returns the inner packet of an IPv6-in-IPv6 packet whose outer
 // header has no extension headers.
 func Decapsulate(pkt []byte) ([]byte, error) {
-	if len(pkt) < HeaderLen || pkt[6] != ProtoIPv6 {
+	if len(pkt) < HeaderLen || Header(pkt).NextHeader() != ProtoIPv6 {
 		return nil, ErrNotTunnel
 	}
 	return Check(pkt[HeaderLen:])

@@ -38,6 +38,16 @@ var (
 	ErrBadPayload = errors.New("ip6: payload length disagrees with packet length")
 )
 
+// Offsets of the fixed header's fields (RFC 8200 section 3), for code that
+// must name a field's position rather than read it through Header.
+const (
+	OffPayloadLen = 4
+	OffNextHeader = 6
+	OffHopLimit   = 7
+	OffSrc        = 8
+	OffDst        = 24
+)
+
 // Header is a view of a packet's fixed header. It does not copy.
 type Header []byte
 
@@ -52,7 +62,7 @@ func Check(p []byte) ([]byte, error) {
 	if p[0]>>4 != 6 {
 		return nil, ErrNotIPv6
 	}
-	n := HeaderLen + int(binary.BigEndian.Uint16(p[4:6]))
+	n := HeaderLen + Header(p).PayloadLen()
 	if n > len(p) {
 		return nil, ErrBadPayload
 	}
@@ -61,17 +71,20 @@ func Check(p []byte) ([]byte, error) {
 
 func (h Header) TrafficClass() uint8 { return h[0]<<4 | h[1]>>4 }
 func (h Header) FlowLabel() uint32   { return binary.BigEndian.Uint32(h[0:4]) & 0xfffff }
-func (h Header) PayloadLen() int     { return int(binary.BigEndian.Uint16(h[4:6])) }
-func (h Header) NextHeader() uint8   { return h[6] }
-func (h Header) HopLimit() uint8     { return h[7] }
-func (h Header) Src() netip.Addr     { return netip.AddrFrom16([16]byte(h[8:24])) }
-func (h Header) Dst() netip.Addr     { return netip.AddrFrom16([16]byte(h[24:40])) }
+func (h Header) PayloadLen() int {
+	return int(binary.BigEndian.Uint16(h[OffPayloadLen : OffPayloadLen+2]))
+}
+func (h Header) NextHeader() uint8 { return h[OffNextHeader] }
+func (h Header) HopLimit() uint8   { return h[OffHopLimit] }
+func (h Header) Src() netip.Addr   { return netip.AddrFrom16([16]byte(h[OffSrc : OffSrc+16])) }
+func (h Header) Dst() netip.Addr   { return netip.AddrFrom16([16]byte(h[OffDst : OffDst+16])) }
 
-func (h Header) SetPayloadLen(n int)   { binary.BigEndian.PutUint16(h[4:6], uint16(n)) }
-func (h Header) SetNextHeader(p uint8) { h[6] = p }
-func (h Header) SetHopLimit(l uint8)   { h[7] = l }
-func (h Header) SetSrc(a netip.Addr)   { a16 := a.As16(); copy(h[8:24], a16[:]) }
-func (h Header) SetDst(a netip.Addr)   { a16 := a.As16(); copy(h[24:40], a16[:]) }
+func (h Header) SetPayloadLen(n int) {
+	binary.BigEndian.PutUint16(h[OffPayloadLen:OffPayloadLen+2], uint16(n))
+}
+func (h Header) SetHopLimit(l uint8) { h[OffHopLimit] = l }
+func (h Header) SetSrc(a netip.Addr) { a16 := a.As16(); copy(h[OffSrc:OffSrc+16], a16[:]) }
+func (h Header) SetDst(a netip.Addr) { a16 := a.As16(); copy(h[OffDst:OffDst+16], a16[:]) }
 
 // Fields fills in a whole fixed header.
 type Fields struct {
@@ -89,8 +102,8 @@ func (f Fields) Put(b []byte) {
 	binary.BigEndian.PutUint32(b[0:4], 6<<28|uint32(f.TrafficClass)<<20|f.FlowLabel&0xfffff)
 	h := Header(b)
 	h.SetPayloadLen(f.PayloadLen)
-	h[6] = f.NextHeader
-	h[7] = f.HopLimit
+	h[OffNextHeader] = f.NextHeader
+	h[OffHopLimit] = f.HopLimit
 	h.SetSrc(f.Src)
 	h.SetDst(f.Dst)
 }

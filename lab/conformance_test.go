@@ -3,7 +3,6 @@ package lab
 import (
 	"encoding/binary"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +43,6 @@ type tester struct {
 	cn   netip.Addr
 	key  []byte
 	ts   time.Time
-	mu   sync.Mutex
 	in   chan []byte
 }
 
@@ -296,7 +294,7 @@ func TestConformanceCorrespondent(t *testing.T) {
 	hoti[len(hoti)-1] ^= 0xff
 	x.send(tunnel(hoti))
 	x.expectNoMH(mh.TypeHoT, 300*time.Millisecond)
-	if cn.Metrics.Get("mobility.drop.mh.malformed") != 1 {
+	if cn.Metrics.Get("mobility.drop.mh.checksum") != 1 {
 		t.Error("bad-checksum HoTI not counted")
 	}
 	hoti = mh.BuildPacket(mh.Addressing{Src: x.hoa, Dst: x.cn}, 64, &mh.Message{Type: mh.TypeHoTI, Cookie: [8]byte{1}}, nil)

@@ -37,7 +37,6 @@ type Lab struct {
 	Names []string // in topology order
 
 	opts   Options
-	mu     sync.Mutex
 	netems map[string]*overlay.Netem
 	spare  map[string]overlay.Bind // opened binds not yet owned by a node
 }

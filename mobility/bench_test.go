@@ -14,14 +14,8 @@ import (
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/overlay/overlaytest"
 )
-
-type nopBind struct{}
-
-func (nopBind) Open(uint16) ([]overlay.ReceiveFunc, uint16, error) { return nil, 0, nil }
-func (nopBind) Send([][]byte, netip.AddrPort) error                { return nil }
-func (nopBind) BatchSize() int                                     { return 64 }
-func (nopBind) Close() error                                       { return nil }
 
 var (
 	benchHome = netip.MustParsePrefix("2001:db8:1::/64")
@@ -31,7 +25,7 @@ var (
 func benchRouter(b *testing.B, clk clock.Clock) *overlay.Router {
 	r, err := overlay.NewRouter(overlay.RouterConfig{Name: "ha", Address: netip.MustParseAddr("2001:db8:1::1"), Clock: clk,
 		Links: []overlay.LinkConfig{{Name: "home", ID: 1, Prefix: benchHome, MTU: 1448}},
-		Peers: []overlay.Peer{{Name: "ar", Endpoint: netip.MustParseAddrPort("127.0.0.1:9"), Prefixes: []netip.Prefix{benchLan}}}}, nopBind{})
+		Peers: []overlay.Peer{{Name: "ar", Endpoint: netip.MustParseAddrPort("127.0.0.1:9"), Prefixes: []netip.Prefix{benchLan}}}}, overlaytest.NopBind{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +82,7 @@ func BenchmarkHomeAgentBU(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ha.handleMH(pkts[i], ip6.HeaderLen+mh.HAOHeaderLen)
+		ha.handleMH(pkts[i])
 	}
 	b.StopTimer()
 	if got := ha.sig.Metrics().Get("mh.out.BA.home"); got != uint64(b.N) {
@@ -114,7 +108,7 @@ func BenchmarkHomeAgentMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		ha, _ := NewHomeAgent(r, NewSignals("ha", &metrics.Set{}, clk), HomeAgentConfig{MobileNodes: creds})
 		for _, p := range pkts {
-			ha.handleMH(p, ip6.HeaderLen+mh.HAOHeaderLen)
+			ha.handleMH(p)
 		}
 		pkts = nil
 		runtime.GC()
@@ -131,7 +125,7 @@ func BenchmarkHomeAgentMemory(b *testing.B) {
 func benchHA2R(b *testing.B, clk clock.Clock, n int) (*HA2R, *overlay.Router) {
 	r, err := overlay.NewRouter(overlay.RouterConfig{Name: "ar", Address: netip.MustParseAddr("2001:db8:a::1"), Clock: clk,
 		Links: []overlay.LinkConfig{{Name: "lan", ID: 2, Prefix: benchLan, MTU: 1448}},
-		Peers: []overlay.Peer{{Name: "ar2", Endpoint: netip.MustParseAddrPort("127.0.0.1:9"), Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:b::/64"), netip.MustParsePrefix("2001:db8:c::/64")}}}}, nopBind{})
+		Peers: []overlay.Peer{{Name: "ar2", Endpoint: netip.MustParseAddrPort("127.0.0.1:9"), Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:b::/64"), netip.MustParsePrefix("2001:db8:c::/64")}}}}, overlaytest.NopBind{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -231,7 +225,7 @@ func BenchmarkHomeAgentMNAuth(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ha.ha2r.handleRelayed(pkts[i])
+		ha.mnauth.handleRelayed(pkts[i])
 	}
 	b.StopTimer()
 	if got := ha.sig.Metrics().Get("mnauth.accepted"); got != uint64(b.N) {

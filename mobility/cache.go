@@ -22,8 +22,11 @@ type Binding struct {
 	Peer string `json:"peer,omitempty"`
 }
 
+// entry is immutable once in the map (copy-on-write): Put installs a new
+// one, so the data path may read a Binding it looked up without a lock.
+// Only lastUsed changes in place, atomically.
 type entry struct {
-	Binding
+	b        Binding
 	lastUsed atomic.Int64 // unix nanoseconds of the last packet sent with it
 }
 
@@ -48,44 +51,43 @@ func NewBindingCache(clk clock.Clock, max int) *BindingCache {
 	return &BindingCache{clk: clk, max: max, m: map[netip.Addr]*entry{}}
 }
 
+func (c *BindingCache) get(home netip.Addr) *entry {
+	c.mu.RLock()
+	e := c.m[home]
+	c.mu.RUnlock()
+	return e
+}
+
 // Lookup returns the care-of address bound to home, if the binding is live.
 // It is the data path's query and does not allocate.
 func (c *BindingCache) Lookup(home netip.Addr) (netip.Addr, bool) {
-	c.mu.RLock()
-	e, ok := c.m[home]
-	c.mu.RUnlock()
-	if !ok || !c.clk.Now().Before(e.Expires) {
+	e := c.get(home)
+	if e == nil || !c.clk.Now().Before(e.b.Expires) {
 		return netip.Addr{}, false
 	}
-	return e.CareOf, true
+	return e.b.CareOf, true
 }
 
 // Touch records that a packet was just sent through the binding for home
 // (the correspondent's Binding Refresh Request policy uses it).
 func (c *BindingCache) Touch(home netip.Addr) {
-	c.mu.RLock()
-	if e, ok := c.m[home]; ok {
+	if e := c.get(home); e != nil {
 		e.lastUsed.Store(c.clk.Now().UnixNano())
 	}
-	c.mu.RUnlock()
 }
 
 // Get returns a copy of the binding for home, live or not.
 func (c *BindingCache) Get(home netip.Addr) (Binding, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e, ok := c.m[home]
-	if !ok {
+	e := c.get(home)
+	if e == nil {
 		return Binding{}, false
 	}
-	return e.Binding, true
+	return e.b, true
 }
 
 // LastUsed returns when the binding for home last carried a packet.
 func (c *BindingCache) LastUsed(home netip.Addr) time.Time {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if e, ok := c.m[home]; ok && e.lastUsed.Load() != 0 {
+	if e := c.get(home); e != nil && e.lastUsed.Load() != 0 {
 		return time.Unix(0, e.lastUsed.Load())
 	}
 	return time.Time{}
@@ -95,16 +97,17 @@ func (c *BindingCache) LastUsed(home netip.Addr) time.Time {
 // reports false when the cache is full and b is new.
 func (c *BindingCache) Put(b Binding, lifetime time.Duration) bool {
 	b.Expires = c.clk.Now().Add(lifetime)
+	n := &entry{b: b}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[b.Home]; ok {
-		e.Binding = b
-		return true
-	}
-	if c.max > 0 && len(c.m) >= c.max {
+	old, ok := c.m[b.Home]
+	if !ok && c.max > 0 && len(c.m) >= c.max {
 		return false
 	}
-	c.m[b.Home] = &entry{Binding: b}
+	if ok {
+		n.lastUsed.Store(old.lastUsed.Load())
+	}
+	c.m[b.Home] = n
 	return true
 }
 
@@ -117,7 +120,7 @@ func (c *BindingCache) Delete(home netip.Addr) (Binding, bool) {
 		return Binding{}, false
 	}
 	delete(c.m, home)
-	return e.Binding, true
+	return e.b, true
 }
 
 // Len returns the number of bindings.
@@ -132,7 +135,7 @@ func (c *BindingCache) All() []Binding {
 	c.mu.RLock()
 	out := make([]Binding, 0, len(c.m))
 	for _, e := range c.m {
-		out = append(out, e.Binding)
+		out = append(out, e.b)
 	}
 	c.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Home.Less(out[j].Home) })
@@ -145,8 +148,8 @@ func (c *BindingCache) Sweep() {
 	var gone []Binding
 	c.mu.Lock()
 	for k, e := range c.m {
-		if !now.Before(e.Expires) {
-			gone = append(gone, e.Binding)
+		if !now.Before(e.b.Expires) {
+			gone = append(gone, e.b)
 			delete(c.m, k)
 		}
 	}
@@ -162,8 +165,9 @@ func (c *BindingCache) Sweep() {
 func every(clk clock.Clock, d time.Duration, stop <-chan struct{}, f func()) {
 	var mu sync.Mutex
 	var t clock.Timer
-	var tick func()
-	tick = func() {
+	mu.Lock()
+	defer mu.Unlock()
+	t = clk.AfterFunc(d, func() {
 		select {
 		case <-stop:
 			return
@@ -173,10 +177,7 @@ func every(clk clock.Clock, d time.Duration, stop <-chan struct{}, f func()) {
 		mu.Lock()
 		t.Reset(d)
 		mu.Unlock()
-	}
-	mu.Lock()
-	t = clk.AfterFunc(d, tick)
-	mu.Unlock()
+	})
 	go func() {
 		<-stop
 		mu.Lock()

@@ -1,7 +1,6 @@
 package mobility
 
 import (
-	"errors"
 	"log/slog"
 	"net/netip"
 
@@ -14,17 +13,23 @@ import (
 // Return Routability, keeps bindings, sends route-optimised packets with a
 // type 2 routing header and accepts those with a Home Address option.
 type CorrespondentHost struct {
-	h   *overlay.Host
 	cn  *Correspondent
 	sig *Signals
 }
 
+// AttachedHost is a host that knows its current address: a fixed
+// correspondent answers from it.
+type AttachedHost interface {
+	HostPort
+	Current() (overlay.Attachment, bool)
+}
+
 // NewCorrespondentHost installs the correspondent role on h.
-func NewCorrespondentHost(h *overlay.Host, sig *Signals, log *slog.Logger) *CorrespondentHost {
+func NewCorrespondentHost(h AttachedHost, sig *Signals, log *slog.Logger) *CorrespondentHost {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &CorrespondentHost{h: h, sig: sig}
+	c := &CorrespondentHost{sig: sig}
 	self := func() netip.Addr {
 		a, _ := h.Current()
 		return a.Address
@@ -52,61 +57,42 @@ func (c *CorrespondentHost) Outbound(p *overlay.Packet) overlay.Verdict {
 
 // Inbound processes signalling and route-optimised packets.
 func (c *CorrespondentHost) Inbound(p *overlay.Packet) overlay.Verdict {
-	d := p.Data()
-	var ch ip6.Chain
-	if err := ip6.Walk(d, &ch); err != nil {
+	ch, err := p.Chain()
+	if err != nil {
 		return overlay.Continue
 	}
+	d := p.Data()
 	if ch.Upper == ip6.ProtoMH {
 		var m mh.Message
-		info, err := mh.ParsePacket(d, &m)
-		switch {
-		case errors.Is(err, mh.ErrUnknownType):
-			c.sig.Drop("mh.unknown_type")
-			c.cn.sendBindingError(ip6.Header(d).Src(), mh.BEUnknownMHType, netip.Addr{})
-		case err != nil:
-			c.sig.Drop("mh.malformed")
-		case !c.cn.HandleMH(d, info, &m):
+		info, ok := receiveMH(d, &m, c.sig, c.cn.errs)
+		if ok && !c.cn.HandleMH(d, info, &m) {
 			c.sig.Received(MsgName(&m, false), d)
-			c.sig.Drop("mh.unexpected")
+			c.sig.Drop(DropMHUnexpected)
 		}
 		return overlay.Consumed
 	}
-	if ch.Upper == ip6.ProtoICMPv6 && ch.UpperOff+8+ip6.HeaderLen <= len(d) && d[ch.UpperOff] == 1 {
-		c.forgetUnreachable(d[ch.UpperOff+8:])
+	if ch.Upper == ip6.ProtoICMPv6 && ch.UpperOff < len(d) && d[ch.UpperOff] == ip6.ICMPDstUnreach {
+		if quoted, ok := ip6.QuotedPacket(d[ch.UpperOff:]); ok {
+			c.cn.forgetUnreachable(quoted)
+		}
 	}
 	if ch.N == 0 {
 		return overlay.Continue
 	}
 	info, err := unrouteOptimise(p)
 	if err != nil {
-		c.sig.Drop("ro.malformed")
+		c.sig.Drop(DropROMalformed)
 		return overlay.Consumed
 	}
 	if info.routedTo.IsValid() {
-		c.sig.Drop("ro.not_for_us") // a fixed host has no home address
+		c.sig.Drop(DropRONotForUs) // a fixed host has no home address
 		return overlay.Consumed
 	}
 	if info.homeAddress.IsValid() {
 		if !c.cn.CheckHomeAddress(d, info.homeAddress, info.careOf) {
 			return overlay.Consumed
 		}
-		c.sig.Add("ro.in", 1)
+		c.sig.roIn.Add(1)
 	}
 	return overlay.Continue
-}
-
-// forgetUnreachable drops the binding of a mobile node whose care-of address
-// an ICMPv6 error reports unreachable (RFC 6275 9.3.2).
-func (c *CorrespondentHost) forgetUnreachable(quoted []byte) {
-	var ch ip6.Chain
-	ip6.Walk(quoted, &ch)
-	for i := 0; i < ch.N; i++ {
-		e := ch.Headers[i]
-		if e.Proto == ip6.ProtoRouting && e.Off+e.Len <= len(quoted) {
-			if home, _, err := mh.ParseRH2(quoted[e.Off : e.Off+e.Len]); err == nil {
-				c.cn.ForgetPeer(home)
-			}
-		}
-	}
 }

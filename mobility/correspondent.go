@@ -35,6 +35,7 @@ type Correspondent struct {
 	// outbound policy (a mobile node tunnels what it sends from home).
 	self func() netip.Addr
 	send func(pkt []byte)
+	errs *errorReplies
 
 	mu        sync.Mutex
 	kcn       [auth.KcnLen]byte
@@ -56,7 +57,7 @@ type nonce struct {
 // sends with send.
 func NewCorrespondent(clk clock.Clock, sig *Signals, log *slog.Logger, self func() netip.Addr, send func([]byte)) *Correspondent {
 	c := &Correspondent{clk: clk, log: log, sig: sig, cache: NewBindingCache(clk, 0), self: self, send: send,
-		refreshed: map[netip.Addr]time.Time{}, stop: make(chan struct{})}
+		errs: newErrorReplies(self, send, clk, sig), refreshed: map[netip.Addr]time.Time{}, stop: make(chan struct{})}
 	rand.Read(c.kcn[:])
 	c.newNonce()
 	every(clk, time.Second, c.stop, func() {
@@ -149,14 +150,14 @@ func (c *Correspondent) handleBU(info mh.PacketInfo, m *mh.Message) {
 	o := &m.Options
 	home := info.HomeAddress
 	if !home.IsValid() || !o.Has(mh.OptNonceIndices) || !o.Has(mh.OptBAD) {
-		c.sig.Drop("bu.incomplete")
+		c.sig.Drop(DropBUIncomplete)
 		return
 	}
 	coa := info.Src
 	if o.Has(mh.OptAltCoA) {
 		coa = o.AltCoA
 	}
-	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
+	lifetime := m.LifetimeDuration()
 	dereg := lifetime == 0 || coa == home
 	hn, hok := c.nonceByIndex(o.HomeNonceIndex)
 	cn, cok := c.nonceByIndex(o.CareOfNonceIndex)
@@ -170,7 +171,7 @@ func (c *Correspondent) handleBU(info mh.PacketInfo, m *mh.Message) {
 		status = mh.StatusExpiredCareOfNonce
 	}
 	if status != 0 {
-		c.sig.Drop("bu.nonce_expired")
+		c.sig.Drop(DropBUNonceExpired)
 		c.sendBA(status, m.Sequence, 0, coa, home, nil)
 		return
 	}
@@ -180,12 +181,12 @@ func (c *Correspondent) handleBU(info mh.PacketInfo, m *mh.Message) {
 		ct = auth.KeygenToken(c.kcn[:], coa, cn.value[:], true)
 	}
 	kbm := auth.Kbm(ht, ct, dereg)
-	if !auth.VerifyBinding(kbm[:], coa, info.Dst, info.MH, o.AuthenticatorOff) {
-		c.sig.Drop("bu.bad_authenticator")
+	if !verifyBindingAuth(info, m, kbm[:], coa, info.Dst) {
+		c.sig.Drop(DropBUBadAuthenticator)
 		return
 	}
 	if b, ok := c.cache.Get(home); ok && !mh.SeqNewer(m.Sequence, b.Seq) {
-		c.sig.Drop("bu.seq_out_of_window")
+		c.sig.Drop(DropBUSeqOutOfWindow)
 		c.sendBA(mh.StatusSeqOutOfWindow, b.Seq, 0, coa, home, kbm[:])
 		return
 	}
@@ -193,9 +194,7 @@ func (c *Correspondent) handleBU(info mh.PacketInfo, m *mh.Message) {
 		c.cache.Delete(home)
 		c.sig.Add("cn.binding.deleted", 1)
 	} else {
-		if lifetime > MaxRRBindingLifetime {
-			lifetime = MaxRRBindingLifetime
-		}
+		lifetime = min(lifetime, MaxRRBindingLifetime)
 		c.cache.Put(Binding{Home: home, CareOf: coa, Seq: m.Sequence}, lifetime)
 		c.mu.Lock()
 		delete(c.refreshed, home)
@@ -213,34 +212,19 @@ func (c *Correspondent) handleBU(info mh.PacketInfo, m *mh.Message) {
 // sendBA sends a Binding Acknowledgement to a mobile node at coa through a
 // type 2 routing header, authenticated with kbm when given.
 func (c *Correspondent) sendBA(status uint8, seq uint16, lifetime time.Duration, coa, home netip.Addr, kbm []byte) {
-	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq, Lifetime: uint16(lifetime / (4 * time.Second))}
-	if kbm != nil {
-		ba.Options.Set(mh.OptBAD)
-	}
+	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq}
+	ba.SetLifetime(lifetime)
 	self := c.self()
+	var sign func([]byte)
+	if kbm != nil {
+		sign = bindingAuth(ba, kbm, coa, self)
+	}
 	a := mh.Addressing{Src: self, Dst: coa}
 	if coa != home {
 		a.RoutedTo = home
 	}
-	out := mh.BuildPacket(a, 64, ba, func(b []byte) {
-		if kbm != nil {
-			x := auth.BindingAuthenticator(kbm, coa, self, b, ba.Options.AuthenticatorOff)
-			copy(b[ba.Options.AuthenticatorOff:], x[:])
-		}
-	})
+	out := mh.BuildPacket(a, 64, ba, sign)
 	c.sig.Sent("BA", out)
-	c.send(out)
-}
-
-// sendBindingError tells the sender of pkt that it has no binding for home
-// (status 1) or that its MH type is unknown (status 2).
-func (c *Correspondent) sendBindingError(to netip.Addr, status uint8, home netip.Addr) {
-	be := &mh.Message{Type: mh.TypeBE, Status: status, Address: home}
-	if !home.IsValid() {
-		be.Address = netip.IPv6Unspecified()
-	}
-	out := mh.BuildPacket(mh.Addressing{Src: c.self(), Dst: to}, 64, be, nil)
-	c.sig.Sent("BE", out)
 	c.send(out)
 }
 
@@ -252,8 +236,8 @@ func (c *Correspondent) CheckHomeAddress(pkt []byte, home, careOf netip.Addr) bo
 	if coa, ok := c.cache.Lookup(home); ok && coa == careOf {
 		return true
 	}
-	c.sig.Drop("hao.no_binding")
-	c.sendBindingError(careOf, mh.BEUnknownHAO, home)
+	c.sig.Drop(DropHAONoBinding)
+	c.errs.bindingError(careOf, mh.BEUnknownHAO, home)
 	return false
 }
 
@@ -270,7 +254,7 @@ func (c *Correspondent) RouteTo(p *overlay.Packet) bool {
 		return false
 	}
 	c.cache.Touch(dst)
-	c.sig.Add("ro.out", 1)
+	c.sig.roOut.Add(1)
 	return true
 }
 
@@ -303,6 +287,15 @@ func (c *Correspondent) refreshBindings() {
 		out := mh.BuildPacket(mh.Addressing{Src: c.self(), Dst: b.Home}, 64, brr, nil)
 		c.sig.Sent("BRR", out)
 		c.send(out)
+	}
+}
+
+// forgetUnreachable drops the binding of a mobile node whose care-of
+// address an ICMPv6 error reports unreachable: the quoted packet carried a
+// type 2 routing header with its home address (RFC 6275 9.3.2).
+func (c *Correspondent) forgetUnreachable(quoted []byte) {
+	if home, _ := quotedMobilityHeaders(quoted); home.IsValid() {
+		c.ForgetPeer(home)
 	}
 }
 

@@ -1,7 +1,6 @@
 package mobility
 
 import (
-	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -41,28 +40,39 @@ type HA2RConfig struct {
 // Update authorised with that key, tunnels packets for the old care-of
 // address to the new one (and decapsulates the reverse direction).
 type HA2R struct {
-	cfg      HA2RConfig
-	r        *overlay.Router
-	addr     netip.Addr
-	clk      clock.Clock
-	log      *slog.Logger
-	sig      *Signals
-	anchors  *BindingCache // anchored care-of address -> where the node is now
-	prefixes []netip.Prefix
+	cfg     HA2RConfig
+	r       RouterPort
+	addr    netip.Addr
+	clk     clock.Clock
+	log     *slog.Logger
+	sig     *Signals
+	errs    *errorReplies
+	anchors *BindingCache // anchored care-of address -> where the node is now
+	ah      ahPeers
+	seal    map[netip.Addr][]byte // home agent -> its seal secret
 
 	mu      sync.Mutex
-	peers   map[netip.Addr]*ha2rPeerState
-	bySPI   map[uint32]*ha2rPeerState
 	pending map[netip.Addr]pendingAuth // by care-of address
-	stop    chan struct{}
+	// released remembers anchors released lately, so that a retransmitted
+	// release (its acknowledgement lost) is acknowledged again.
+	released map[netip.Addr]releasedAnchor
+	stop     chan struct{}
 }
 
-type ha2rPeerState struct {
-	peer   HAPeer
-	window auth.ReplayWindow
-	outSeq uint32
+// releasedAnchor is what the HA2R keeps of a released anchor for
+// releaseMemory: enough to check and acknowledge a repeated release.
+type releasedAnchor struct {
+	key   []byte
+	seq   uint16
+	until time.Time
 }
 
+// releaseMemory covers a mobile node's whole retransmission of a release
+// (1 + 2 + 4 + 8 + 16 + 32 s).
+const releaseMemory = 2 * MaxBindackTimeout
+
+// pendingAuth is an MN Authentication Request relayed to a home agent and
+// not answered yet.
 type pendingAuth struct {
 	home netip.Addr
 	seq  uint16
@@ -71,7 +81,7 @@ type pendingAuth struct {
 }
 
 // NewHA2R installs an HA2R on r.
-func NewHA2R(r *overlay.Router, sig *Signals, cfg HA2RConfig) *HA2R {
+func NewHA2R(r RouterPort, sig *Signals, cfg HA2RConfig) *HA2R {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -79,15 +89,12 @@ func NewHA2R(r *overlay.Router, sig *Signals, cfg HA2RConfig) *HA2R {
 		cfg.PendingTimeout = 10 * time.Second
 	}
 	x := &HA2R{cfg: cfg, r: r, addr: r.Address(), clk: r.Clock(), log: cfg.Log.With("node", r.Name(), "role", "ha2r"), sig: sig,
-		anchors: NewBindingCache(r.Clock(), cfg.MaxAnchors), peers: map[netip.Addr]*ha2rPeerState{},
-		bySPI: map[uint32]*ha2rPeerState{}, pending: map[netip.Addr]pendingAuth{}, stop: make(chan struct{})}
-	for _, l := range r.Links() {
-		x.prefixes = append(x.prefixes, l.Prefix)
-	}
+		anchors: NewBindingCache(r.Clock(), cfg.MaxAnchors), ah: newAHPeers(), seal: map[netip.Addr][]byte{},
+		pending: map[netip.Addr]pendingAuth{}, released: map[netip.Addr]releasedAnchor{}, stop: make(chan struct{})}
+	x.errs = newErrorReplies(r.Address, r.Send, x.clk, sig)
 	for _, p := range cfg.HomeAgents {
-		st := &ha2rPeerState{peer: p}
-		x.peers[p.Address] = st
-		x.bySPI[p.In.SPI] = st
+		x.ah.add(&ahPeer{addr: p.Address, in: p.In, out: p.Out})
+		x.seal[p.Address] = p.SealSecret
 	}
 	x.anchors.OnExpire = func(b Binding) {
 		x.sig.Add("ha2r.anchor.expired", 1)
@@ -108,20 +115,10 @@ func (x *HA2R) Close() { close(x.stop) }
 // out and authorised (Home) and where their node is now (CareOf).
 func (x *HA2R) Anchors() *BindingCache { return x.anchors }
 
-func (x *HA2R) ownsPrefix(a netip.Addr) bool {
-	for _, p := range x.prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // Forward tunnels packets for an anchored care-of address whose node has
 // moved to the node's current care-of address.
 func (x *HA2R) Forward(p *overlay.Packet) overlay.Verdict {
-	d := p.Data()
-	dst := ip6.Header(d).Dst()
+	dst := p.Header().Dst()
 	now, ok := x.anchors.Lookup(dst)
 	if !ok || now == dst {
 		return overlay.Continue
@@ -131,9 +128,8 @@ func (x *HA2R) Forward(p *overlay.Packet) overlay.Verdict {
 
 // Local handles what is addressed to the HA2R.
 func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict {
-	d := p.Data()
-	var c ip6.Chain
-	if err := ip6.Walk(d, &c); err != nil {
+	c, err := p.Chain()
+	if err != nil {
 		return overlay.Continue
 	}
 	switch c.Upper {
@@ -141,9 +137,9 @@ func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict 
 		return untunnel(p, x.sig, x.anchors)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok {
-			x.fromHomeAgent(d)
+			x.fromHomeAgent(p.Data())
 		} else {
-			x.handleMH(d, in)
+			x.handleMH(p.Data(), in)
 		}
 		return overlay.Consumed
 	}
@@ -161,17 +157,8 @@ func relayMH(mhb []byte, src, dst netip.Addr) []byte {
 // handleMH processes signalling from mobile nodes.
 func (x *HA2R) handleMH(pkt []byte, in *overlay.LinkConfig) {
 	var m mh.Message
-	info, err := mh.ParsePacket(pkt, &m)
-	if err != nil {
-		if errors.Is(err, mh.ErrUnknownType) {
-			x.sig.Drop("mh.unknown_type")
-			be := &mh.Message{Type: mh.TypeBE, Status: mh.BEUnknownMHType, Address: netip.IPv6Unspecified()}
-			out := mh.BuildPacket(mh.Addressing{Src: x.addr, Dst: ip6.Header(pkt).Src()}, 64, be, nil)
-			x.sig.Sent("BE", out)
-			x.r.Send(out)
-			return
-		}
-		x.sig.Drop("mh.malformed")
+	info, ok := receiveMH(pkt, &m, x.sig, x.errs)
+	if !ok {
 		return
 	}
 	switch {
@@ -183,7 +170,7 @@ func (x *HA2R) handleMH(pkt []byte, in *overlay.LinkConfig) {
 		x.anchorUpdate(info, &m)
 	default:
 		x.sig.Received(MsgName(&m, false), pkt)
-		x.sig.Drop("mh.unexpected")
+		x.sig.Drop(DropMHUnexpected)
 	}
 }
 
@@ -201,33 +188,26 @@ func (x *HA2R) relayRequest(info mh.PacketInfo, m *mh.Message, in *overlay.LinkC
 	home, _ := o.ExpAddr(mh.ExpHomeAddr)
 	switch {
 	case in == nil:
-		x.sig.Drop("mnauth.not_on_link")
+		x.sig.Drop(DropMNAuthNotOnLink)
 		return
 	case !o.Has(mh.OptAltCoA) || o.AltCoA != info.Src || !in.Prefix.Contains(info.Src):
-		x.sig.Drop("mnauth.foreign_care_of")
+		x.sig.Drop(DropMNAuthForeignCareOf)
 		return
 	case !home.IsValid():
-		x.sig.Drop("mnauth.incomplete")
+		x.sig.Drop(DropMNAuthIncomplete)
+		return
+	}
+	peer, ok := x.ah.byAddr[ha]
+	if !ok {
+		x.sig.Drop(DropMNAuthUnknownHomeAgent)
 		return
 	}
 	x.mu.Lock()
-	peer, ok := x.peers[ha]
-	if ok {
-		x.pending[info.Src] = pendingAuth{home: home, seq: m.Sequence, ha: ha, at: x.clk.Now()}
-		peer.outSeq++
-	}
-	seq := uint32(0)
-	if ok {
-		seq = peer.outSeq
-	}
+	x.pending[info.Src] = pendingAuth{home: home, seq: m.Sequence, ha: ha, at: x.clk.Now()}
 	x.mu.Unlock()
-	if !ok {
-		x.sig.Drop("mnauth.unknown_home_agent")
-		return
-	}
-	out, err := peer.peer.Out.Protect(relayMH(info.MH, x.addr, ha), seq)
+	out, err := peer.protect(relayMH(info.MH, x.addr, ha))
 	if err != nil {
-		x.sig.Drop("mnauth.ah_seq_exhausted")
+		x.sig.Drop(DropMNAuthAHSeqExhausted)
 		return
 	}
 	x.sig.Sent("MNAuthReq", out)
@@ -239,60 +219,45 @@ func (x *HA2R) relayRequest(info mh.PacketInfo, m *mh.Message, in *overlay.LinkC
 // Anything that fails the AH or does not match a request we relayed is
 // dropped silently (counted).
 func (x *HA2R) fromHomeAgent(pkt []byte) {
-	src := ip6.Header(pkt).Src()
-	var peer *ha2rPeerState
-	inner, _, err := auth.Open(pkt, func(spi uint32) (*auth.SA, *auth.ReplayWindow, bool) {
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		st, ok := x.bySPI[spi]
-		if !ok {
-			return nil, nil, false
-		}
-		peer = st
-		return &st.peer.In, &st.window, true
-	})
+	inner, peer, err := x.ah.open(pkt)
 	if err != nil {
-		x.sig.Drop("mnauth.ah_bad")
-		return
-	}
-	if peer.peer.Address != src {
-		x.sig.Drop("mnauth.ah_wrong_sender")
+		x.sig.Drop(ahDrop(err))
 		return
 	}
 	var m mh.Message
 	info, err := mh.ParsePacket(inner, &m)
 	if err != nil || m.Type != mh.TypeExperimental || m.Subtype != mh.SubtypeMNAuthReply {
-		x.sig.Drop("mnauth.malformed")
+		x.sig.Drop(DropMNAuthMalformed)
 		return
 	}
 	x.sig.Received("MNAuthRep", pkt)
 	coa := m.Options.AltCoA
 	x.mu.Lock()
 	pend, ok := x.pending[coa]
-	if ok && pend.seq == m.Sequence && pend.ha == src {
+	if ok && pend.seq == m.Sequence && pend.ha == peer.addr {
 		delete(x.pending, coa)
 	} else {
 		ok = false
 	}
 	x.mu.Unlock()
 	if !ok {
-		x.sig.Drop("mnauth.unmatched_reply")
+		x.sig.Drop(DropMNAuthUnmatchedReply)
 		return
 	}
 	if m.Status == mh.StatusAccepted {
 		sealed, has := m.Options.Exp(mh.ExpKeyForHA2R)
 		if !has {
-			x.sig.Drop("mnauth.no_key")
+			x.sig.Drop(DropMNAuthNoKey)
 			return
 		}
-		key, err := auth.OpenKey(peer.peer.SealSecret, auth.ForHA2R, pend.home, coa, m.Sequence, sealed)
+		key, err := auth.OpenKey(x.seal[peer.addr], auth.ForHA2R, pend.home, coa, m.Sequence, sealed)
 		if err != nil {
-			x.sig.Drop("mnauth.key_does_not_open")
+			x.sig.Drop(DropMNAuthKeyDoesNotOpen)
 			return
 		}
-		lifetime := time.Duration(m.Lifetime) * 4 * time.Second
+		lifetime := m.LifetimeDuration()
 		if !x.anchors.Put(Binding{Home: coa, CareOf: coa, Seq: m.Sequence, Key: key, Peer: pend.home.String()}, lifetime) {
-			x.sig.Drop("ha2r.anchors_full")
+			x.sig.Drop(DropHA2RAnchorsFull)
 			return
 		}
 		x.sig.Add("ha2r.anchor.created", 1)
@@ -310,41 +275,41 @@ func (x *HA2R) fromHomeAgent(pkt []byte) {
 //
 // Reactions: no anchor for the address, or a bad authenticator: silent drop
 // (counted); the sender proved nothing. A sequence number that is not newer
-// gets status 135.
+// gets status 135 (RFC 6275 9.5.1). A repeated release of an anchor
+// released lately is acknowledged again.
 func (x *HA2R) anchorUpdate(info mh.PacketInfo, m *mh.Message) {
 	anchored := info.HomeAddress
 	if !anchored.IsValid() {
 		anchored = info.Src
 	}
-	b, ok := x.anchors.Get(anchored)
-	if !ok || b.Key == nil {
-		x.sig.Drop("bu.no_anchor")
-		return
-	}
 	coa := info.Src
 	if m.Options.Has(mh.OptAltCoA) {
 		coa = m.Options.AltCoA
 	}
-	if !m.Options.Has(mh.OptBAD) || !auth.VerifyBinding(b.Key, coa, info.Dst, info.MH, m.Options.AuthenticatorOff) {
-		x.sig.Drop("bu.bad_authenticator")
+	b, ok := x.anchors.Get(anchored)
+	if !ok || b.Key == nil {
+		x.repeatedRelease(info, m, anchored, coa)
 		return
 	}
+	if !verifyBindingAuth(info, m, b.Key, coa, info.Dst) {
+		x.sig.Drop(DropBUBadAuthenticator)
+		return
+	}
+	lifetime := min(m.LifetimeDuration(), DefaultAnchorLifetime)
 	if !mh.SeqNewer(m.Sequence, b.Seq) {
-		x.sig.Drop("bu.seq_out_of_window")
+		x.sig.Drop(DropBUSeqOutOfWindow)
 		x.sendAnchorBA(b.Key, mh.StatusSeqOutOfWindow, b.Seq, 0, coa, anchored)
 		return
 	}
-	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
-	if lifetime > DefaultAnchorLifetime {
-		lifetime = DefaultAnchorLifetime
-	}
-	key := b.Key
 	if lifetime == 0 {
 		x.anchors.Delete(anchored)
+		x.mu.Lock()
+		x.released[anchored] = releasedAnchor{key: b.Key, seq: m.Sequence, until: x.clk.Now().Add(releaseMemory)}
+		x.mu.Unlock()
 		x.sig.Add("ha2r.anchor.released", 1)
 		x.log.Debug("anchor released", "care_of", anchored)
 	} else {
-		x.anchors.Put(Binding{Home: anchored, CareOf: coa, Seq: m.Sequence, Key: key, Peer: b.Peer}, lifetime)
+		x.anchors.Put(Binding{Home: anchored, CareOf: coa, Seq: m.Sequence, Key: b.Key, Peer: b.Peer}, lifetime)
 		if coa != anchored {
 			x.r.ForgetNeighbour(anchored) // the node left the link
 			x.sig.Add("ha2r.anchor.moved", 1)
@@ -353,22 +318,36 @@ func (x *HA2R) anchorUpdate(info mh.PacketInfo, m *mh.Message) {
 		}
 	}
 	if m.Flags&mh.FlagA != 0 {
-		x.sendAnchorBA(key, mh.StatusAccepted, m.Sequence, lifetime, coa, anchored)
+		x.sendAnchorBA(b.Key, mh.StatusAccepted, m.Sequence, lifetime, coa, anchored)
+	}
+}
+
+// repeatedRelease answers a release for an anchor that is gone: if it was
+// released lately with this key, the release is acknowledged again (the
+// first acknowledgement was lost); anything else is dropped.
+func (x *HA2R) repeatedRelease(info mh.PacketInfo, m *mh.Message, anchored, coa netip.Addr) {
+	x.mu.Lock()
+	r, ok := x.released[anchored]
+	x.mu.Unlock()
+	if !ok || m.Lifetime != 0 || !verifyBindingAuth(info, m, r.key, coa, info.Dst) {
+		x.sig.Drop(DropBUNoAnchor)
+		return
+	}
+	x.sig.Add("ha2r.anchor.release_repeated", 1)
+	if m.Flags&mh.FlagA != 0 {
+		x.sendAnchorBA(r.key, mh.StatusAccepted, m.Sequence, 0, coa, anchored)
 	}
 }
 
 func (x *HA2R) sendAnchorBA(key []byte, status uint8, seq uint16, lifetime time.Duration, coa, anchored netip.Addr) {
-	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq, Lifetime: lifetimeUnits(lifetime)}
-	ba.Options.Set(mh.OptBAD)
+	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq}
+	ba.SetLifetime(lifetime)
+	sign := bindingAuth(ba, key, coa, x.addr)
 	a := mh.Addressing{Src: x.addr, Dst: coa}
 	if coa != anchored {
 		a.RoutedTo = anchored
 	}
-	self := x.addr
-	out := mh.BuildPacket(a, 64, ba, func(b []byte) {
-		v := auth.BindingAuthenticator(key, coa, self, b, ba.Options.AuthenticatorOff)
-		copy(b[ba.Options.AuthenticatorOff:], v[:])
-	})
+	out := mh.BuildPacket(a, 64, ba, sign)
 	x.sig.Sent("BA.anchor", out)
 	x.r.Send(out)
 }
@@ -383,4 +362,17 @@ func (x *HA2R) expirePending() {
 			x.sig.Add("mnauth.unanswered", 1)
 		}
 	}
+	for coa, r := range x.released {
+		if now.After(r.until) {
+			delete(x.released, coa)
+		}
+	}
+}
+
+// Pending reports how many relayed MN Authentication Requests await their
+// home agent's answer, and how many released anchors are remembered.
+func (x *HA2R) Pending() (requests, released int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.pending), len(x.released)
 }

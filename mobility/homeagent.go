@@ -63,28 +63,32 @@ type HomeAgentConfig struct {
 // those access routers (mnauth.go).
 type HomeAgent struct {
 	cfg   HomeAgentConfig
-	r     *overlay.Router
+	r     RouterPort
 	addr  netip.Addr
 	clk   clock.Clock
 	log   *slog.Logger
 	sig   *Signals
+	errs  *errorReplies
 	cache *BindingCache
 	home  []netip.Prefix // prefixes of the home links served
 
-	mu    sync.Mutex
-	bySPI map[uint32]*mnRecord
-	ha2r  *haMNAuth
+	mu     sync.Mutex
+	bySPI  map[uint32]*mnRecord
+	mnauth *haMNAuth
 
 	stop chan struct{}
 }
 
+// mnRecord is a mobile node the home agent serves.
 type mnRecord struct {
-	cred   MNCredential
-	lastTS uint64 // last accepted identification timestamp
+	name   string
+	home   netip.Addr
+	cred   mnhaCredential
+	lastTS uint64 // last accepted identification timestamp (under HomeAgent.mu)
 }
 
 // NewHomeAgent installs a home agent on r.
-func NewHomeAgent(r *overlay.Router, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, error) {
+func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, error) {
 	if cfg.MaxLifetime == 0 {
 		cfg.MaxLifetime = DefaultHomeLifetime
 	}
@@ -99,6 +103,7 @@ func NewHomeAgent(r *overlay.Router, sig *Signals, cfg HomeAgentConfig) (*HomeAg
 		sig: sig, cache: NewBindingCache(r.Clock(), cfg.MaxBindings), bySPI: map[uint32]*mnRecord{},
 		stop: make(chan struct{}),
 	}
+	ha.errs = newErrorReplies(r.Address, r.Send, ha.clk, sig)
 	for _, l := range r.Links() {
 		ha.home = append(ha.home, l.Prefix)
 	}
@@ -106,10 +111,10 @@ func NewHomeAgent(r *overlay.Router, sig *Signals, cfg HomeAgentConfig) (*HomeAg
 		if _, dup := ha.bySPI[c.SPI]; dup {
 			return nil, errors.New("mobility: two mobile nodes share SPI " + strconv.Itoa(int(c.SPI)))
 		}
-		ha.bySPI[c.SPI] = &mnRecord{cred: c}
+		ha.bySPI[c.SPI] = &mnRecord{name: c.Name, home: c.Home, cred: mnhaCredential{spi: c.SPI, key: c.Key}}
 	}
 	if len(cfg.HA2Rs) > 0 {
-		ha.ha2r = newHAMNAuth(ha, cfg.HA2Rs)
+		ha.mnauth = newHAMNAuth(ha, cfg.HA2Rs)
 	}
 	ha.cache.OnExpire = func(b Binding) {
 		ha.sig.Add("ha.binding.expired", 1)
@@ -139,9 +144,7 @@ func (ha *HomeAgent) isHome(a netip.Addr) bool {
 // to the care-of address (RFC 6275 10.4.2), as proxy neighbour discovery
 // would on a real home link.
 func (ha *HomeAgent) Forward(p *overlay.Packet) overlay.Verdict {
-	d := p.Data()
-	dst := ip6.Header(d).Dst()
-	coa, ok := ha.cache.Lookup(dst)
+	coa, ok := ha.cache.Lookup(p.Header().Dst())
 	if !ok {
 		return overlay.Continue
 	}
@@ -151,78 +154,44 @@ func (ha *HomeAgent) Forward(p *overlay.Packet) overlay.Verdict {
 // Local handles what is addressed to the home agent: Mobility Header
 // messages and the reverse tunnel.
 func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict {
-	d := p.Data()
-	var c ip6.Chain
-	if err := ip6.Walk(d, &c); err != nil {
+	c, err := p.Chain()
+	if err != nil {
 		return overlay.Continue
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
 		return untunnel(p, ha.sig, ha.cache)
 	case ip6.ProtoMH:
-		if _, ok := c.Find(ip6.ProtoAH); ok && ha.ha2r != nil {
-			ha.ha2r.handleRelayed(d)
+		if _, ok := c.Find(ip6.ProtoAH); ok && ha.mnauth != nil {
+			ha.mnauth.handleRelayed(p.Data())
 			return overlay.Consumed
 		}
-		ha.handleMH(d, c.UpperOff)
+		ha.handleMH(p.Data())
 		return overlay.Consumed
 	}
 	return overlay.Continue
 }
 
 // handleMH processes a Mobility Header message sent to the home agent.
-func (ha *HomeAgent) handleMH(pkt []byte, mhOff int) {
+func (ha *HomeAgent) handleMH(pkt []byte) {
 	var m mh.Message
-	info, err := mh.ParsePacket(pkt, &m)
-	if err != nil {
-		ha.mhError(pkt, mhOff, err)
+	info, ok := receiveMH(pkt, &m, ha.sig, ha.errs)
+	if !ok {
 		return
 	}
 	switch {
 	case m.Type == mh.TypeBU && m.Flags&mh.FlagH != 0:
 		ha.sig.Received(MsgName(&m, true), pkt)
-		ha.homeRegistration(pkt, info, &m)
+		ha.homeRegistration(info, &m)
 	case m.Type == mh.TypeExperimental && m.Subtype == mh.SubtypeMNAuthRequest:
 		// MN Authentication Requests reach a home agent only through an
 		// HA2R, under AH (handled above); one sent directly is refused.
 		ha.sig.Received(MsgName(&m, false), pkt)
-		ha.sig.Drop("mnauth.without_ah")
+		ha.sig.Drop(DropMNAuthWithoutAH)
 	default:
 		ha.sig.Received(MsgName(&m, false), pkt)
-		ha.sig.Drop("mh.unexpected")
+		ha.sig.Drop(DropMHUnexpected)
 	}
-}
-
-// mhError applies the reaction RFC 6275 9.2 prescribes for a malformed
-// Mobility Header.
-func (ha *HomeAgent) mhError(pkt []byte, mhOff int, err error) {
-	switch {
-	case errors.Is(err, mh.ErrUnknownType):
-		ha.sig.Drop("mh.unknown_type")
-		ha.sendBindingError(pkt, mh.BEUnknownMHType, netip.Addr{})
-	default:
-		if ptr, ok := mh.ParamProblemPointer(err); ok {
-			ha.sig.Drop("mh.param_problem")
-			ha.r.ParamProblem(uint32(mhOff+ptr), pkt)
-			return
-		}
-		ha.sig.Drop("mh.malformed")
-	}
-}
-
-// sendBindingError answers pkt with a Binding Error (RFC 6275 9.3.3).
-func (ha *HomeAgent) sendBindingError(pkt []byte, status uint8, home netip.Addr) {
-	h := ip6.Header(pkt)
-	if h.Src().IsMulticast() || h.Src().IsUnspecified() {
-		return
-	}
-	be := &mh.Message{Type: mh.TypeBE, Status: status, Address: home}
-	if !home.IsValid() {
-		be.Address = netip.IPv6Unspecified()
-	}
-	out := mh.BuildPacket(mh.Addressing{Src: ha.addr, Dst: h.Src()}, 64, be, nil)
-	ha.sig.Sent(MsgName(be, false), out)
-	ha.r.Send(out)
 }
 
 // homeRegistration processes a home registration Binding Update (RFC 6275
@@ -234,18 +203,19 @@ func (ha *HomeAgent) sendBindingError(pkt []byte, status uint8, home netip.Addr)
 // authenticated BU that may not be honoured gets a Binding Acknowledgement
 // with the RFC 6275 status: 129 (the SPI belongs to another home address),
 // 132 (not on a home link of this agent), 130 (cache full), 135 (sequence
-// number not newer).
-func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Message) {
-	o := &m.Options
-	if !o.Has(mh.OptAuth) || o.Auth.Subtype != mh.AuthSubtypeMNHA || len(o.Auth.Data) != mh.AuthenticatorLen {
-		ha.sig.Drop("bu.unauthenticated")
+// number not newer, RFC 6275 9.5.1: also a retransmission of the BU that
+// made the binding, whose acknowledgement was lost; the mobile node then
+// continues from the number the BA carries).
+func (ha *HomeAgent) homeRegistration(info mh.PacketInfo, m *mh.Message) {
+	if !hasMNHA(m) {
+		ha.sig.Drop(DropBUUnauthenticated)
 		return
 	}
 	ha.mu.Lock()
-	rec, ok := ha.bySPI[o.Auth.SPI]
+	rec, ok := ha.bySPI[m.Options.Auth.SPI]
 	ha.mu.Unlock()
 	if !ok {
-		ha.sig.Drop("bu.unknown_spi")
+		ha.sig.Drop(DropBUUnknownSPI)
 		return
 	}
 	home := info.HomeAddress
@@ -253,15 +223,15 @@ func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Mess
 		home = info.Src // a mobile node at home deregisters from its home address
 	}
 	coa := info.Src
-	if o.Has(mh.OptAltCoA) {
-		coa = o.AltCoA
+	if m.Options.Has(mh.OptAltCoA) {
+		coa = m.Options.AltCoA
 	}
-	if !auth.VerifyMNHA(rec.cred.Key, coa, home, info.MH, o.Auth.DataOff) {
-		ha.sig.Drop("bu.bad_authenticator")
+	if !rec.cred.verify(info, m, coa, home) {
+		ha.sig.Drop(DropBUBadAuthenticator)
 		return
 	}
-	if !ha.fresh(rec, o) {
-		ha.sig.Drop("bu.replayed")
+	if !ha.fresh(rec, &m.Options) {
+		ha.sig.Drop(DropBUReplayed)
 		return
 	}
 	reply := func(status uint8, seq uint16, lifetime time.Duration) {
@@ -271,20 +241,20 @@ func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Mess
 		ha.sendHomeBA(rec, status, seq, lifetime, coa, home)
 	}
 	switch {
-	case rec.cred.Home != home:
-		ha.sig.Drop("bu.not_authorised")
+	case rec.home != home:
+		ha.sig.Drop(DropBUNotAuthorised)
 		reply(mh.StatusAdminProhibited, m.Sequence, 0)
 		return
 	case !ha.isHome(home):
 		reply(mh.StatusNotHomeSubnet, m.Sequence, 0)
 		return
 	}
+	lifetime := min(m.LifetimeDuration(), ha.cfg.MaxLifetime)
 	if b, ok := ha.cache.Get(home); ok && !mh.SeqNewer(m.Sequence, b.Seq) {
-		ha.sig.Drop("bu.seq_out_of_window")
+		ha.sig.Drop(DropBUSeqOutOfWindow)
 		reply(mh.StatusSeqOutOfWindow, b.Seq, 0)
 		return
 	}
-	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
 	if lifetime == 0 || coa == home {
 		// Deregistration (RFC 6275 10.3.2): the mobile node is home.
 		if _, had := ha.cache.Delete(home); had {
@@ -294,10 +264,7 @@ func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Mess
 		reply(mh.StatusAccepted, m.Sequence, 0)
 		return
 	}
-	if lifetime > ha.cfg.MaxLifetime {
-		lifetime = ha.cfg.MaxLifetime
-	}
-	if !ha.cache.Put(Binding{Home: home, CareOf: coa, Seq: m.Sequence, Peer: rec.cred.Name}, lifetime) {
+	if !ha.cache.Put(Binding{Home: home, CareOf: coa, Seq: m.Sequence, Peer: rec.name}, lifetime) {
 		reply(mh.StatusInsufficientResources, m.Sequence, 0)
 		return
 	}
@@ -310,19 +277,14 @@ func (ha *HomeAgent) homeRegistration(pkt []byte, info mh.PacketInfo, m *mh.Mess
 // sendHomeBA sends a Binding Acknowledgement authenticated with the MN-HA
 // key, through a type 2 routing header when the mobile node is away.
 func (ha *HomeAgent) sendHomeBA(rec *mnRecord, status uint8, seq uint16, lifetime time.Duration, coa, home netip.Addr) {
-	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq, Lifetime: uint16(lifetime / (4 * time.Second))}
-	ba.Options.Set(mh.OptMsgID)
-	ba.Options.Timestamp = auth.NTPTime(ha.clk.Now())
-	ba.Options.Set(mh.OptAuth)
-	ba.Options.Auth = mh.AuthOption{Subtype: mh.AuthSubtypeMNHA, SPI: rec.cred.SPI}
+	ba := &mh.Message{Type: mh.TypeBA, Status: status, Sequence: seq}
+	ba.SetLifetime(lifetime)
+	sign := rec.cred.authenticate(ba, ha.clk.Now(), coa, home)
 	a := mh.Addressing{Src: ha.addr, Dst: coa}
 	if coa != home {
 		a.RoutedTo = home
 	}
-	out := mh.BuildPacket(a, 64, ba, func(b []byte) {
-		x := auth.MNHAAuthenticator(rec.cred.Key, coa, home, b, ba.Options.Auth.DataOff)
-		copy(b[ba.Options.Auth.DataOff:], x[:])
-	})
+	out := mh.BuildPacket(a, 64, ba, sign)
 	ha.sig.Sent(MsgName(ba, true), out)
 	ha.r.Send(out)
 }

@@ -3,15 +3,40 @@ package mobility
 import (
 	"crypto/rand"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ha2r/mip6testbed/ip6"
+	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 )
 
-// The Return Routability initiator and route optimisation of the mobile
-// node (RFC 6275 11.6, 11.7.2).
+// returnRoutability is the standard scheme's Return Routability initiator
+// and route optimisation (RFC 6275 11.6, 11.7.2): a binding update list
+// entry per correspondent, each with its tests, its Binding Update, its
+// retransmissions and its refresh.
+type returnRoutability struct {
+	clk      clock.Clock
+	sig      *Signals
+	home, ha netip.Addr
+	// careOf is the current care-of address and whether the node is home.
+	careOf func() (netip.Addr, bool)
+	send   func([]byte) bool // to the current router, as it is
+	output func([]byte)      // through the mobile node's policy (tunnelled)
+
+	mu     sync.Mutex
+	peers  map[netip.Addr]*roEntry
+	closed bool
+
+	view atomic.Pointer[rrView]
+}
+
+// rrView is what the data path reads, without locks; replaced on change.
+type rrView struct {
+	bound   map[netip.Addr]bool // peers holding our binding: send route-optimised
+	started map[netip.Addr]bool // peers with Return Routability under way or done
+}
 
 type roState uint8
 
@@ -35,124 +60,156 @@ type roEntry struct {
 	kbm                   [auth.KbmLen]byte
 	expires               time.Time
 	buSent                []time.Time // for MAX_UPDATE_RATE
-	retrySchedule
+	rt                    retransmitter
+	refresh               schedule
 }
 
-// maxRRTries bounds how often an unanswered test is retried before the
-// entry is dropped (a later trigger may start again).
-const maxRRTries = 6
+// maxRRSends bounds how often an unanswered test or Binding Update is sent
+// before the entry is dropped (a later trigger may start again).
+const maxRRSends = 6
 
-// StartRR starts Return Routability with peer unless it already runs.
-func (mn *MobileNode) StartRR(peer netip.Addr) {
-	mn.mu.Lock()
-	defer mn.mu.Unlock()
-	if mn.closed || mn.peers[peer] != nil || !mn.att.Address.IsValid() || mn.cfg.HomePrefix.Contains(mn.att.Address) {
-		return
-	}
-	if peer == mn.cfg.Home || peer == mn.cfg.HomeAgent || peer.IsMulticast() || peer.IsLinkLocalUnicast() {
-		return
-	}
-	e := &roEntry{peer: peer}
-	mn.peers[peer] = e
-	mn.sig.Add("rr.started", 1)
-	mn.publish()
-	mn.sendTests(e)
+func newReturnRoutability(clk clock.Clock, sig *Signals, home, ha netip.Addr, careOf func() (netip.Addr, bool), send func([]byte) bool, output func([]byte)) *returnRoutability {
+	rr := &returnRoutability{clk: clk, sig: sig, home: home, ha: ha, careOf: careOf, send: send, output: output, peers: map[netip.Addr]*roEntry{}}
+	rr.publish()
+	return rr
 }
 
-// rerunRR restarts the tests for an entry after a move or on request; a home
-// keygen token that is still fresh is reused (RFC 6275 5.2.7).
-func (mn *MobileNode) rerunRR(e *roEntry) {
-	e.stopTimer()
-	if !mn.att.Address.IsValid() || mn.cfg.HomePrefix.Contains(mn.att.Address) {
-		// Home: route optimisation ends; the peer's binding lapses.
-		delete(mn.peers, e.peer)
-		mn.publish()
+// publish rebuilds the data path's view. Call with mu held.
+func (rr *returnRoutability) publish() {
+	v := &rrView{bound: map[netip.Addr]bool{}, started: map[netip.Addr]bool{}}
+	for peer, e := range rr.peers {
+		v.started[peer] = true
+		if e.state == roBound {
+			v.bound[peer] = true
+		}
+	}
+	rr.view.Store(v)
+}
+
+// start starts Return Routability with peer unless it already runs.
+func (rr *returnRoutability) start(peer netip.Addr) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	coa, atHome := rr.careOf()
+	if rr.closed || rr.peers[peer] != nil || !coa.IsValid() || atHome {
+		return
+	}
+	if peer == rr.home || peer == rr.ha || peer.IsMulticast() || peer.IsLinkLocalUnicast() || !peer.IsValid() {
+		return
+	}
+	e := &roEntry{peer: peer, seq: randomSeq(), rt: newRetransmitter(rr.clk, InitialBindackTimeout, maxRRSends)}
+	rr.peers[peer] = e
+	rr.sig.Add("rr.started", 1)
+	rr.publish()
+	rr.sendTests(e)
+}
+
+// moved re-runs the tests of every entry after a move (11.7.2); a home
+// keygen token that is still fresh is reused (5.2.7). At home, route
+// optimisation ends (the entries go; deregistration at correspondents is
+// the home-return rule).
+func (rr *returnRoutability) moved() {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	for _, e := range rr.peers {
+		rr.rerun(e)
+	}
+	rr.publish()
+}
+
+// rerun restarts the tests for an entry. Call with mu held, then publish.
+func (rr *returnRoutability) rerun(e *roEntry) {
+	e.rt.reset()
+	e.refresh.stop()
+	coa, atHome := rr.careOf()
+	if !coa.IsValid() || atHome {
+		delete(rr.peers, e.peer)
 		return
 	}
 	e.state = roTesting
 	e.haveCoA = false
-	if mn.clk.Now().Sub(e.homeAt) > MaxTokenLifetime {
+	if rr.clk.Now().Sub(e.homeAt) > MaxTokenLifetime {
 		e.haveHome = false
 	}
-	e.backoff, e.tries = 0, 0
-	mn.publish()
-	mn.sendTests(e)
+	rr.sendTests(e)
 }
 
 // sendTests sends the HoTI (through the home agent) and the CoTI (directly)
 // that are still needed, and arms the retransmission timer. Call with mu.
-func (mn *MobileNode) sendTests(e *roEntry) {
+func (rr *returnRoutability) sendTests(e *roEntry) {
 	if !e.haveHome {
 		rand.Read(e.homeCookie[:])
 		hoti := &mh.Message{Type: mh.TypeHoTI, Cookie: e.homeCookie}
-		pkt := mh.BuildPacket(mh.Addressing{Src: mn.cfg.Home, Dst: e.peer}, 64, hoti, nil)
-		mn.sig.Sent("HoTI", pkt)
-		mn.output(pkt) // from the home address: reverse-tunnelled
+		pkt := mh.BuildPacket(mh.Addressing{Src: rr.home, Dst: e.peer}, 64, hoti, nil)
+		rr.sig.Sent("HoTI", pkt)
+		rr.output(pkt) // from the home address: reverse-tunnelled
 	}
 	if !e.haveCoA {
 		rand.Read(e.coaCookie[:])
 		coti := &mh.Message{Type: mh.TypeCoTI, Cookie: e.coaCookie}
-		e.coaFor = mn.att.Address
+		e.coaFor, _ = rr.careOf()
 		pkt := mh.BuildPacket(mh.Addressing{Src: e.coaFor, Dst: e.peer}, 64, coti, nil)
-		mn.sig.Sent("CoTI", pkt)
-		mn.h.Send(pkt)
+		rr.sig.Sent("CoTI", pkt)
+		rr.send(pkt)
 	}
-	mn.armRetry(e, func() { mn.sendTests(e) }, roTesting)
+	rr.arm(e, roTesting, rr.sendTests)
 }
 
-// armRetry schedules f with exponential back-off while e stays in state.
-func (mn *MobileNode) armRetry(e *roEntry, f func(), state roState) {
-	peer := e.peer
-	e.timer = mn.clk.AfterFunc(e.next(InitialBindackTimeout), func() {
-		mn.mu.Lock()
-		defer mn.mu.Unlock()
-		if mn.closed || mn.peers[peer] != e || e.state != state {
+// arm schedules resend(e) with back-off while e stays in state; after
+// maxRRSends the entry is dropped.
+func (rr *returnRoutability) arm(e *roEntry, state roState, resend func(*roEntry)) {
+	e.rt.sent(func(gen uint64) {
+		rr.mu.Lock()
+		defer rr.mu.Unlock()
+		if rr.closed || rr.peers[e.peer] != e || e.state != state || !e.rt.current(gen) {
 			return
 		}
-		if e.tries >= maxRRTries {
-			mn.sig.Add("rr.gave_up", 1)
-			delete(mn.peers, peer)
-			mn.publish()
+		if e.rt.exhausted() {
+			rr.sig.Add("rr.gave_up", 1)
+			delete(rr.peers, e.peer)
+			rr.publish()
 			return
 		}
-		mn.sig.Add("rr.retransmit", 1)
-		f()
+		rr.sig.Add("rr.retransmit", 1)
+		resend(e)
 	})
 }
 
 // testReply takes a Home Test or Care-of Test.
-func (mn *MobileNode) testReply(info mh.PacketInfo, m *mh.Message, careOf bool) {
-	mn.mu.Lock()
-	defer mn.mu.Unlock()
-	e := mn.peers[info.Src]
+func (rr *returnRoutability) testReply(info mh.PacketInfo, m *mh.Message, careOf bool) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	e := rr.peers[info.Src]
 	if e == nil || e.state != roTesting {
-		mn.sig.Drop("rr.unexpected_test")
+		rr.sig.Drop(DropRRUnexpectedTest)
 		return
 	}
 	if careOf {
 		if m.Cookie != e.coaCookie || info.Dst != e.coaFor {
-			mn.sig.Drop("rr.bad_cookie")
+			rr.sig.Drop(DropRRBadCookie)
 			return
 		}
 		e.coaTok, e.coaIdx, e.haveCoA = m.Token, m.NonceIndex, true
 	} else {
 		if m.Cookie != e.homeCookie {
-			mn.sig.Drop("rr.bad_cookie")
+			rr.sig.Drop(DropRRBadCookie)
 			return
 		}
-		e.homeTok, e.homeIdx, e.haveHome, e.homeAt = m.Token, m.NonceIndex, true, mn.clk.Now()
+		e.homeTok, e.homeIdx, e.haveHome, e.homeAt = m.Token, m.NonceIndex, true, rr.clk.Now()
 	}
 	if e.haveHome && e.haveCoA {
 		e.kbm = auth.Kbm(e.homeTok, e.coaTok, false)
 		e.state = roBUSent
-		e.backoff, e.tries = 0, 0
-		mn.sendPeerBU(e)
+		e.rt.reset()
+		e.seq++
+		rr.sendBU(e)
 	}
 }
 
-// sendPeerBU sends the route-optimisation Binding Update. Call with mu.
-func (mn *MobileNode) sendPeerBU(e *roEntry) {
-	now := mn.clk.Now()
+// sendBU sends (or resends, with the same sequence number) the
+// route-optimisation Binding Update. Call with mu.
+func (rr *returnRoutability) sendBU(e *roEntry) {
+	now := rr.clk.Now()
 	// MAX_UPDATE_RATE (RFC 6275 11.8): at most 3 BUs a second to a peer.
 	recent := e.buSent[:0]
 	for _, t := range e.buSent {
@@ -162,34 +219,29 @@ func (mn *MobileNode) sendPeerBU(e *roEntry) {
 	}
 	e.buSent = recent
 	if len(e.buSent) >= MaxUpdateRate {
-		mn.sig.Add("rr.rate_limited", 1)
-		mn.armRetry(e, func() { mn.sendPeerBU(e) }, roBUSent)
+		rr.sig.Add("rr.rate_limited", 1)
+		rr.arm(e, roBUSent, rr.sendBU)
 		return
 	}
 	e.buSent = append(e.buSent, now)
-	mn.seq++
-	e.seq = mn.seq
-	bu := &mh.Message{Type: mh.TypeBU, Sequence: e.seq, Flags: mh.FlagA, Lifetime: lifetimeUnits(MaxRRBindingLifetime)}
+	bu := &mh.Message{Type: mh.TypeBU, Sequence: e.seq, Flags: mh.FlagA}
+	bu.SetLifetime(MaxRRBindingLifetime)
 	bu.Options.Set(mh.OptNonceIndices)
 	bu.Options.HomeNonceIndex, bu.Options.CareOfNonceIndex = e.homeIdx, e.coaIdx
-	bu.Options.Set(mh.OptBAD)
-	coa := e.coaFor
-	pkt := mh.BuildPacket(mh.Addressing{Src: coa, Dst: e.peer, HomeAddress: mn.cfg.Home}, 64, bu, func(b []byte) {
-		x := auth.BindingAuthenticator(e.kbm[:], coa, e.peer, b, bu.Options.AuthenticatorOff)
-		copy(b[bu.Options.AuthenticatorOff:], x[:])
-	})
-	mn.sig.Sent("BU", pkt)
-	mn.h.Send(pkt)
-	mn.armRetry(e, func() { mn.sendPeerBU(e) }, roBUSent)
+	sign := bindingAuth(bu, e.kbm[:], e.coaFor, e.peer)
+	pkt := mh.BuildPacket(mh.Addressing{Src: e.coaFor, Dst: e.peer, HomeAddress: rr.home}, 64, bu, sign)
+	rr.sig.Sent("BU", pkt)
+	rr.send(pkt)
+	rr.arm(e, roBUSent, rr.sendBU)
 }
 
-// peerBA takes a correspondent's Binding Acknowledgement.
-func (mn *MobileNode) peerBA(info mh.PacketInfo, m *mh.Message) {
-	mn.mu.Lock()
-	defer mn.mu.Unlock()
-	e := mn.peers[info.Src]
+// ack takes a correspondent's Binding Acknowledgement.
+func (rr *returnRoutability) ack(info mh.PacketInfo, m *mh.Message) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	e := rr.peers[info.Src]
 	if e == nil || e.state != roBUSent {
-		mn.sig.Drop("ba.unexpected")
+		rr.sig.Drop(DropBAUnexpected)
 		return
 	}
 	switch m.Status {
@@ -201,109 +253,91 @@ func (mn *MobileNode) peerBA(info mh.PacketInfo, m *mh.Message) {
 		if m.Status != mh.StatusExpiredHomeNonce {
 			e.haveCoA = false
 		}
-		e.state, e.backoff, e.tries = roTesting, 0, 0
-		mn.sendTests(e)
+		e.state = roTesting
+		e.rt.reset()
+		rr.sendTests(e)
 		return
 	}
-	if !m.Options.Has(mh.OptBAD) || !auth.VerifyBinding(e.kbm[:], e.coaFor, info.Src, info.MH, m.Options.AuthenticatorOff) {
-		mn.sig.Drop("ba.bad_authenticator")
+	if !verifyBindingAuth(info, m, e.kbm[:], e.coaFor, info.Src) {
+		rr.sig.Drop(DropBABadAuthenticator)
 		return
 	}
 	switch {
 	case m.Status == mh.StatusSeqOutOfWindow:
-		mn.seq = m.Sequence
-		mn.sendPeerBU(e)
+		e.seq = m.Sequence + 1
+		e.rt.reset()
+		rr.sendBU(e)
 		return
 	case m.Sequence != e.seq:
-		mn.sig.Drop("ba.stale")
+		rr.sig.Drop(DropBAStale)
 		return
 	case m.Status >= 128:
-		mn.sig.Add("rr.refused", 1)
-		delete(mn.peers, e.peer)
-		e.stopTimer()
-		mn.publish()
+		rr.sig.Add("rr.refused", 1)
+		e.rt.reset()
+		delete(rr.peers, e.peer)
+		rr.publish()
 		return
 	}
 	e.state = roBound
-	e.backoff, e.tries = 0, 0
-	e.stopTimer()
-	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
-	e.expires = mn.clk.Now().Add(lifetime)
-	mn.sig.Add("rr.completed", 1)
-	mn.publish()
+	e.rt.reset()
+	lifetime := m.LifetimeDuration()
+	e.expires = rr.clk.Now().Add(lifetime)
+	rr.sig.Add("rr.completed", 1)
+	rr.publish()
 	if lifetime > 0 {
-		peer := e.peer
-		e.timer = mn.clk.AfterFunc(lifetime-max(lifetime/5, 2*time.Second), func() {
-			mn.mu.Lock()
-			defer mn.mu.Unlock()
-			if mn.closed || mn.peers[peer] != e {
+		e.refresh.at(rr.clk, refreshAfter(lifetime), func(gen uint64) {
+			rr.mu.Lock()
+			defer rr.mu.Unlock()
+			if rr.closed || rr.peers[e.peer] != e || !e.refresh.current(gen) {
 				return
 			}
-			mn.sig.Add("rr.refresh", 1)
-			mn.rerunRR(e)
+			rr.sig.Add("rr.refresh", 1)
+			rr.rerun(e)
+			rr.publish()
 		})
 	}
 }
 
 // refreshRequested answers a Binding Refresh Request (RFC 6275 11.7.4).
-func (mn *MobileNode) refreshRequested(peer netip.Addr) {
-	mn.mu.Lock()
-	defer mn.mu.Unlock()
-	if e := mn.peers[peer]; e != nil {
-		mn.rerunRR(e)
+func (rr *returnRoutability) refreshRequested(peer netip.Addr) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if e := rr.peers[peer]; e != nil {
+		rr.rerun(e)
+		rr.publish()
 	}
 }
 
-// bindingError handles a Binding Error: status 1 means the peer has no
-// binding for us, so we fall back to the tunnel (RFC 6275 11.3.6).
-func (mn *MobileNode) bindingError(info mh.PacketInfo, m *mh.Message) {
-	if m.Status != mh.BEUnknownHAO || m.Address != mn.cfg.Home {
-		return
-	}
-	mn.mu.Lock()
-	defer mn.mu.Unlock()
-	if e := mn.peers[info.Src]; e != nil {
-		e.stopTimer()
-		delete(mn.peers, info.Src)
-		mn.sig.Add("ro.fallback", 1)
-		mn.publish()
+// fallBack drops the entry for peer: packets to it go through the tunnels
+// again (a Binding Error, RFC 6275 11.3.6, or an ICMPv6 error about a
+// route-optimised packet, 11.3.5 and the paper's step 9).
+func (rr *returnRoutability) fallBack(peer netip.Addr) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if e := rr.peers[peer]; e != nil {
+		e.rt.reset()
+		e.refresh.stop()
+		delete(rr.peers, peer)
+		rr.sig.Add("ro.fallback", 1)
+		rr.publish()
 	}
 }
 
-// unreachable reacts to an ICMPv6 destination unreachable about a
-// route-optimised packet: the route-optimised path is dropped and packets go
-// through the tunnels again (RFC 6275 11.3.5, and the paper's step 9).
-func (mn *MobileNode) unreachable(icmp []byte) {
-	if len(icmp) < 8+ip6.HeaderLen {
-		return
+// boundPeers reports the peers route optimisation is done with.
+func (rr *returnRoutability) boundPeers() []string {
+	var out []string
+	for p := range rr.view.Load().bound {
+		out = append(out, p.String())
 	}
-	quoted := icmp[8:]
-	var c ip6.Chain
-	if ip6.Walk(quoted, &c) != nil && c.N == 0 {
-		return
-	}
-	for i := 0; i < c.N; i++ {
-		e := c.Headers[i]
-		if e.Off+e.Len > len(quoted) {
-			return
-		}
-		switch e.Proto {
-		case ip6.ProtoRouting:
-			if home, _, err := mh.ParseRH2(quoted[e.Off : e.Off+e.Len]); err == nil {
-				mn.cn.ForgetPeer(home)
-			}
-		case ip6.ProtoDstOpts:
-			if _, _, err := mh.ParseHAO(quoted[e.Off : e.Off+e.Len]); err == nil {
-				peer := ip6.Header(quoted).Dst()
-				mn.mu.Lock()
-				if en := mn.peers[peer]; en != nil {
-					en.stopTimer()
-					delete(mn.peers, peer)
-					mn.sig.Add("ro.fallback", 1)
-					mn.publish()
-				}
-				mn.mu.Unlock()
-			}
-		}
+	return out
+}
+
+func (rr *returnRoutability) close() {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	rr.closed = true
+	for _, e := range rr.peers {
+		e.rt.reset()
+		e.refresh.stop()
 	}
 }

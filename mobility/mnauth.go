@@ -2,12 +2,9 @@ package mobility
 
 import (
 	"crypto/rand"
-	"errors"
 	"net/netip"
-	"sync"
 	"time"
 
-	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 )
@@ -33,24 +30,16 @@ const DefaultAnchorLifetime = 420 * time.Second
 // checks the HA2R's Authentication Header and the mobile node's RFC 4285
 // authentication, makes an MN-HA2R key and answers with it sealed twice.
 type haMNAuth struct {
-	ha     *HomeAgent
-	mu     sync.Mutex
-	peers  map[uint32]*haPeerState // by inbound SPI
-	byAddr map[netip.Addr]*haPeerState
-}
-
-type haPeerState struct {
-	peer   HA2RPeer
-	window auth.ReplayWindow
-	outSeq uint32
+	ha    *HomeAgent
+	ah    ahPeers
+	ha2rs map[netip.Addr]HA2RPeer
 }
 
 func newHAMNAuth(ha *HomeAgent, peers []HA2RPeer) *haMNAuth {
-	a := &haMNAuth{ha: ha, peers: map[uint32]*haPeerState{}, byAddr: map[netip.Addr]*haPeerState{}}
+	a := &haMNAuth{ha: ha, ah: newAHPeers(), ha2rs: map[netip.Addr]HA2RPeer{}}
 	for _, p := range peers {
-		st := &haPeerState{peer: p}
-		a.peers[p.In.SPI] = st
-		a.byAddr[p.Address] = st
+		a.ah.add(&ahPeer{addr: p.Address, in: p.In, out: p.Out})
+		a.ha2rs[p.Address] = p
 	}
 	return a
 }
@@ -67,46 +56,20 @@ func newHAMNAuth(ha *HomeAgent, peers []HA2RPeer) *haMNAuth {
 // answered, under AH, with status 129 and no key, so the HA2R can forget it.
 func (a *haMNAuth) handleRelayed(pkt []byte) {
 	ha := a.ha
-	src := ip6.Header(pkt).Src()
-	var peer *haPeerState
-	inner, info, err := auth.Open(pkt, func(spi uint32) (*auth.SA, *auth.ReplayWindow, bool) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		st, ok := a.peers[spi]
-		if !ok {
-			return nil, nil, false
-		}
-		peer = st
-		return &st.peer.In, &st.window, true
-	})
+	inner, peer, err := a.ah.open(pkt)
 	if err != nil {
-		switch {
-		case errors.Is(err, auth.ErrAHSPI):
-			ha.sig.Drop("mnauth.ah_unknown_spi")
-		case errors.Is(err, auth.ErrAHReplay):
-			ha.sig.Drop("mnauth.ah_replay")
-		default:
-			ha.sig.Drop("mnauth.ah_bad")
-		}
+		ha.sig.Drop(ahDrop(err))
 		return
 	}
-	if peer.peer.Address != src {
-		ha.sig.Drop("mnauth.ah_wrong_sender")
-		return
-	}
-	_ = info
+	ar := a.ha2rs[peer.addr]
 	var m mh.Message
 	pi, err := mh.ParsePacket(inner, &m)
 	if err != nil || m.Type != mh.TypeExperimental || m.Subtype != mh.SubtypeMNAuthRequest {
-		ha.sig.Drop("mnauth.malformed")
+		ha.sig.Drop(DropMNAuthMalformed)
 		return
 	}
 	ha.sig.Received(MsgName(&m, false), pkt)
-	status, rec, home, coa := a.authenticateMN(pi, &m, peer)
-	lifetime := time.Duration(m.Lifetime) * 4 * time.Second
-	if lifetime > DefaultAnchorLifetime {
-		lifetime = DefaultAnchorLifetime
-	}
+	status, rec, home, coa := a.authenticateMN(pi, &m, ar)
 	rep := &mh.Message{Type: mh.TypeExperimental, Subtype: mh.SubtypeMNAuthReply, Status: status, Sequence: m.Sequence}
 	if coa.IsValid() {
 		rep.Options.Set(mh.OptAltCoA)
@@ -118,41 +81,30 @@ func (a *haMNAuth) handleRelayed(pkt []byte) {
 	}
 	var sign func([]byte)
 	if status == mh.StatusAccepted {
-		rep.Lifetime = uint16(lifetime / (4 * time.Second))
+		rep.SetLifetime(min(m.LifetimeDuration(), DefaultAnchorLifetime))
 		key := make([]byte, auth.MNHA2RKeyLen)
 		rnd := ha.cfg.Rand
 		if rnd == nil {
 			rnd = rand.Reader
 		}
 		rnd.Read(key)
-		forAR, err1 := auth.SealKey(peer.peer.SealSecret, auth.ForHA2R, home, coa, m.Sequence, key, rnd)
-		forMN, err2 := auth.SealKey(rec.cred.Key, auth.ForMN, home, coa, m.Sequence, key, rnd)
+		forAR, err1 := auth.SealKey(ar.SealSecret, auth.ForHA2R, home, coa, m.Sequence, key, rnd)
+		forMN, err2 := auth.SealKey(rec.cred.key, auth.ForMN, home, coa, m.Sequence, key, rnd)
 		if err1 != nil || err2 != nil {
-			ha.sig.Drop("mnauth.seal_failed")
+			ha.sig.Drop(DropMNAuthSealFailed)
 			return
 		}
 		rep.Options.AddExp(mh.ExpKeyForHA2R, forAR)
 		rep.Options.AddExp(mh.ExpKeyForMN, forMN)
-		rep.Options.Set(mh.OptMsgID)
-		rep.Options.Timestamp = auth.NTPTime(ha.clk.Now())
-		rep.Options.Set(mh.OptAuth)
-		rep.Options.Auth = mh.AuthOption{Subtype: mh.AuthSubtypeMNHA, SPI: rec.cred.SPI}
-		sign = func(b []byte) {
-			x := auth.MNHAAuthenticator(rec.cred.Key, coa, home, b, rep.Options.Auth.DataOff)
-			copy(b[rep.Options.Auth.DataOff:], x[:])
-		}
+		sign = rec.cred.authenticate(rep, ha.clk.Now(), coa, home)
 		ha.sig.Add("mnauth.accepted", 1)
 	} else {
 		ha.sig.Add("mnauth.refused", 1)
 	}
-	out := mh.BuildPacket(mh.Addressing{Src: ha.addr, Dst: peer.peer.Address}, 64, rep, sign)
-	a.mu.Lock()
-	peer.outSeq++
-	seq := peer.outSeq
-	a.mu.Unlock()
-	prot, err := peer.peer.Out.Protect(out, seq)
+	out := mh.BuildPacket(mh.Addressing{Src: ha.addr, Dst: peer.addr}, 64, rep, sign)
+	prot, err := peer.protect(out)
 	if err != nil {
-		ha.sig.Drop("mnauth.ah_seq_exhausted")
+		ha.sig.Drop(DropMNAuthAHSeqExhausted)
 		return
 	}
 	ha.sig.Sent(MsgName(rep, false), prot)
@@ -160,43 +112,39 @@ func (a *haMNAuth) handleRelayed(pkt []byte) {
 }
 
 // authenticateMN checks the mobile node's part of a relayed request.
-func (a *haMNAuth) authenticateMN(pi mh.PacketInfo, m *mh.Message, peer *haPeerState) (status uint8, rec *mnRecord, home, coa netip.Addr) {
+func (a *haMNAuth) authenticateMN(pi mh.PacketInfo, m *mh.Message, ar HA2RPeer) (status uint8, rec *mnRecord, home, coa netip.Addr) {
 	ha := a.ha
 	o := &m.Options
 	home, _ = o.ExpAddr(mh.ExpHomeAddr)
 	if o.Has(mh.OptAltCoA) {
 		coa = o.AltCoA
 	}
-	refuse := func(reason string) (uint8, *mnRecord, netip.Addr, netip.Addr) {
-		ha.sig.Drop("mnauth." + reason)
+	refuse := func(d Drop) (uint8, *mnRecord, netip.Addr, netip.Addr) {
+		ha.sig.Drop(d)
 		return mh.StatusAdminProhibited, nil, home, coa
 	}
-	if !home.IsValid() || !coa.IsValid() || !o.Has(mh.OptAuth) || len(o.Auth.Data) != mh.AuthenticatorLen {
-		return refuse("incomplete")
+	if !home.IsValid() || !coa.IsValid() || !hasMNHA(m) {
+		return refuse(DropMNAuthIncomplete)
 	}
 	ha.mu.Lock()
 	rec, ok := ha.bySPI[o.Auth.SPI]
 	ha.mu.Unlock()
 	if !ok {
-		return refuse("unknown_mn")
+		return refuse(DropMNAuthUnknownMN)
 	}
-	if !auth.VerifyMNHA(rec.cred.Key, coa, home, pi.MH, o.Auth.DataOff) {
-		return refuse("bad_authenticator")
+	if !rec.cred.verify(pi, m, coa, home) {
+		return refuse(DropMNAuthBadAuthenticator)
 	}
 	if !ha.fresh(rec, o) {
-		return refuse("replayed")
+		return refuse(DropMNAuthReplayed)
 	}
-	if rec.cred.Home != home {
-		return refuse("not_authorised")
+	if rec.home != home {
+		return refuse(DropMNAuthNotAuthorised)
 	}
-	inPrefix := false
-	for _, p := range peer.peer.Prefixes {
+	for _, p := range ar.Prefixes {
 		if p.Contains(coa) {
-			inPrefix = true
+			return mh.StatusAccepted, rec, home, coa
 		}
 	}
-	if !inPrefix {
-		return refuse("foreign_care_of")
-	}
-	return mh.StatusAccepted, rec, home, coa
+	return refuse(DropMNAuthForeignCareOf)
 }

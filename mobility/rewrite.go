@@ -23,40 +23,38 @@ func encapsulate(p *overlay.Packet, src, dst netip.Addr) bool {
 	return true
 }
 
-// ErrNotTunnelled: the packet is not IPv6-in-IPv6 with a bare outer header.
-var ErrNotTunnelled = errors.New("mobility: not an IPv6-in-IPv6 packet")
-
 // decapsulate removes the outer header of an IPv6-in-IPv6 packet whose outer
-// header has no extension headers, and checks the inner one.
+// header has no extension headers, and checks the inner one (ip6.Decapsulate).
 func decapsulate(p *overlay.Packet) error {
-	d := p.Data()
-	if len(d) < 2*ip6.HeaderLen || d[6] != ip6.ProtoIPv6 {
-		return ErrNotTunnelled
-	}
-	inner, err := ip6.Check(d[ip6.HeaderLen:])
+	inner, err := ip6.Decapsulate(p.Data())
 	if err != nil {
 		return err
 	}
 	p.Strip(ip6.HeaderLen)
-	p.Len = len(inner)
+	p.Trim(len(inner))
 	return nil
+}
+
+// isTunnelled reports whether p is IPv6-in-IPv6 with a bare outer header.
+func isTunnelled(p *overlay.Packet) bool {
+	return p.Len >= 2*ip6.HeaderLen && p.Header().NextHeader() == ip6.ProtoIPv6
 }
 
 // tunnelTo forwards p through a tunnel from src to dst: a home agent to a
 // mobile node's care-of address (RFC 6275 section 10.4.2), an HA2R to where
 // the holder of an anchored care-of address is now. A packet that would not
 // fit the backbone MTU with the outer header is answered with Packet Too Big.
-func tunnelTo(p *overlay.Packet, r *overlay.Router, sig *Signals, src, dst netip.Addr) overlay.Verdict {
-	if mtu := r.Config().BackboneMTU; p.Len+ip6.HeaderLen > mtu {
-		sig.Drop("tunnel.too_big")
+func tunnelTo(p *overlay.Packet, r RouterPort, sig *Signals, src, dst netip.Addr) overlay.Verdict {
+	if mtu := r.BackboneMTU(); p.Len+ip6.HeaderLen > mtu {
+		sig.Drop(DropTunnelTooBig)
 		r.PacketTooBig(mtu-ip6.HeaderLen, p.Data())
 		return overlay.Consumed
 	}
 	if !encapsulate(p, src, dst) {
-		sig.Drop("tunnel.no_room")
+		sig.Drop(DropTunnelNoRoom)
 		return overlay.Consumed
 	}
-	sig.Add("tunnel.encap", 1)
+	sig.tunnelEncap.Add(1)
 	return overlay.Continue
 }
 
@@ -64,40 +62,37 @@ func tunnelTo(p *overlay.Packet, r *overlay.Router, sig *Signals, src, dst netip
 // if bindings maps the inner source to the outer one (the care-of address
 // it registered); anything else is dropped and counted.
 func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache) overlay.Verdict {
-	d := p.Data()
-	if len(d) < 2*ip6.HeaderLen || d[6] != ip6.ProtoIPv6 {
-		sig.Drop("tunnel.malformed")
+	if !isTunnelled(p) {
+		sig.Drop(DropTunnelMalformed)
 		return overlay.Consumed
 	}
+	d := p.Data()
 	outer := ip6.Header(d).Src()
 	inner := ip6.Header(d[ip6.HeaderLen:]).Src()
 	if coa, ok := bindings.Lookup(inner); !ok || coa != outer {
-		sig.Drop("tunnel.unknown_sender")
+		sig.Drop(DropTunnelUnknownSender)
 		return overlay.Consumed
 	}
 	if err := decapsulate(p); err != nil {
-		sig.Drop("tunnel.malformed")
+		sig.Drop(DropTunnelMalformed)
 		return overlay.Consumed
 	}
-	sig.Add("tunnel.decap", 1)
+	sig.tunnelDecap.Add(1)
 	return overlay.Reinput
 }
 
 // insertionPoint returns the offset after the fixed header and any
-// hop-by-hop options header: where Mobile IPv6 headers go.
-func insertionPoint(d []byte) (off int, nextOff int, ok bool) {
-	off, nextOff = ip6.HeaderLen, 6
-	if d[6] == ip6.ProtoHopByHop {
-		if len(d) < off+8 {
-			return 0, 0, false
-		}
-		n := (int(d[off+1]) + 1) * 8
-		if off+n > len(d) {
-			return 0, 0, false
-		}
-		nextOff, off = off, off+n
+// hop-by-hop options header, where Mobile IPv6 headers go, and the offset of
+// the Next Header byte that names what follows it.
+func insertionPoint(p *overlay.Packet) (off int, nextOff int, ok bool) {
+	c, err := p.Chain()
+	if err != nil {
+		return 0, 0, false
 	}
-	return off, nextOff, true
+	if c.N > 0 && c.Headers[0].Proto == ip6.ProtoHopByHop {
+		return c.Headers[0].Off + c.Headers[0].Len, c.Headers[0].Off, true
+	}
+	return ip6.HeaderLen, ip6.OffNextHeader, true
 }
 
 // routeOptimise rewrites an outgoing packet for route optimisation, in
@@ -117,8 +112,7 @@ func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) bool {
 	if add == 0 {
 		return true
 	}
-	d := p.Data()
-	ins, nextOff, ok := insertionPoint(d)
+	ins, nextOff, ok := insertionPoint(p)
 	if !ok {
 		return false
 	}
@@ -147,6 +141,7 @@ func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) bool {
 		h.SetSrc(careOf)
 	}
 	h.SetPayloadLen(p.Len - ip6.HeaderLen)
+	p.Changed()
 	return true
 }
 
@@ -168,8 +163,8 @@ var errROChain = errors.New("mobility: malformed route-optimisation headers")
 func unrouteOptimise(p *overlay.Packet) (roInfo, error) {
 	var info roInfo
 	d := p.Data()
-	var c ip6.Chain
-	if err := ip6.Walk(d, &c); err != nil {
+	c, err := p.Chain()
+	if err != nil {
 		return info, err
 	}
 	remove := 0
@@ -219,6 +214,7 @@ func unrouteOptimise(p *overlay.Packet) (roInfo, error) {
 	if remove == 0 {
 		return info, nil
 	}
+	defer p.Changed()
 	// The removed headers are consecutive (RH2 then the HAO header, as the
 	// sender put them): relink the chain and close the gap by moving what
 	// precedes them forward.
@@ -238,4 +234,31 @@ func unrouteOptimise(p *overlay.Packet) (roInfo, error) {
 	p.Strip(remove)
 	ip6.Header(p.Data()).SetPayloadLen(p.Len - ip6.HeaderLen)
 	return info, nil
+}
+
+// quotedMobilityHeaders reads, from the packet an ICMPv6 error quotes, the
+// home address of a type 2 routing header and whether it carried a Home
+// Address option: what a correspondent and a mobile node learn from an
+// error about a route-optimised packet (RFC 6275 9.3.2, 11.3.5). The quote
+// may be cut short; the headers before the cut count.
+func quotedMobilityHeaders(quoted []byte) (rh2Home netip.Addr, hao bool) {
+	var c ip6.Chain
+	_ = ip6.Walk(quoted, &c)
+	for i := 0; i < c.N; i++ {
+		e := c.Headers[i]
+		if e.Off+e.Len > len(quoted) {
+			break
+		}
+		switch e.Proto {
+		case ip6.ProtoRouting:
+			if home, _, err := mh.ParseRH2(quoted[e.Off : e.Off+e.Len]); err == nil {
+				rh2Home = home
+			}
+		case ip6.ProtoDstOpts:
+			if _, _, err := mh.ParseHAO(quoted[e.Off : e.Off+e.Len]); err == nil {
+				hao = true
+			}
+		}
+	}
+	return rh2Home, hao
 }

@@ -74,7 +74,7 @@ func (n *Node) setupMobility() error {
 		}
 		cfg := mobility.MobileNodeConfig{
 			Home: nc.HomeAddress, HomePrefix: homeLink.Prefix, HomeAgent: ha.Address,
-			SPI: nc.MNHAKey.SPI, Key: nc.MNHAKey.Secret, Scheme: string(nc.Scheme),
+			SPI: nc.MNHAKey.SPI, Key: nc.MNHAKey.Secret, Scheme: nc.Scheme,
 			HomeLifetime: t.Mobility.HomeLifetime, AnchorIdle: t.Mobility.AnchorIdle,
 			MNAuthOnFirstSession: t.Mobility.MNAuth == "first_session",
 			HA2RLinks:            map[string]bool{}, Log: n.opts.Log,

@@ -1,5 +1,5 @@
 // Package node assembles one node of a topology: its underlay bind, its
-// router or host, its TUN device, and (later) its mobility engine and SIP
+// router or host, its TUN device, and its mobility engine and SIP
 // services. `node run` uses it for one real node; the lab uses it for every
 // node of a topology inside one process.
 package node

@@ -114,7 +114,7 @@ func (n *Node) traceCommand(ctx context.Context, _ map[string]string, in io.Read
 // traced reports whether a packet carries a Mobility Header or UDP, in a
 // tunnel or not.
 func traced(pkt []byte) bool {
-	if len(pkt) > 2*ip6.HeaderLen && pkt[6] == ip6.ProtoIPv6 {
+	if len(pkt) > 2*ip6.HeaderLen && ip6.Header(pkt).NextHeader() == ip6.ProtoIPv6 {
 		pkt = pkt[ip6.HeaderLen:]
 	}
 	var c ip6.Chain

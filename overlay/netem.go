@@ -153,7 +153,7 @@ func (n *Netem) rng(id uint32, b []byte) *rand.Rand {
 // of the packet it tunnels, that carries a Mobility Header or SIP (UDP port
 // 5060).
 func signallingFlow(pkt []byte) (src, dst netip.Addr, ok bool) {
-	if len(pkt) > 2*ip6.HeaderLen && pkt[6] == ip6.ProtoIPv6 {
+	if len(pkt) > 2*ip6.HeaderLen && ip6.Header(pkt).NextHeader() == ip6.ProtoIPv6 {
 		pkt = pkt[ip6.HeaderLen:]
 	}
 	var c ip6.Chain

@@ -2,7 +2,6 @@ package softphone
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -241,9 +240,6 @@ func (p *Proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	p.m.Add("sip.proxy.answered.200", 1)
 	tx.Respond(res)
 }
-
-// ErrNoTarget means the proxy cannot route a request.
-var errNoTarget = errors.New("no target")
 
 // target decides where a request goes: the top Route (loose routing), or by
 // Request-URI: a registered contact of our domain, another domain's proxy,

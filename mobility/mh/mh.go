@@ -23,6 +23,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"strconv"
+	"time"
 )
 
 // Type is an MH Type.
@@ -49,7 +51,7 @@ func (t Type) String() string {
 	if s, ok := typeNames[t]; ok {
 		return s
 	}
-	return "MH-" + itoa(int(t))
+	return "MH-" + strconv.Itoa(int(t))
 }
 
 // Subtypes of this project's Experimental MH messages (the first octet of
@@ -171,8 +173,32 @@ type Message struct {
 	Options Options
 }
 
-// Lifetime4s converts a lifetime field to seconds.
-func Lifetime4s(units uint16) int { return int(units) * 4 }
+// LifetimeUnit is the unit of the Lifetime fields (RFC 6275 6.1.7).
+const LifetimeUnit = 4 * time.Second
+
+// MaxLifetime is the longest lifetime the field can carry.
+const MaxLifetime = 0xffff * LifetimeUnit
+
+// LifetimeDuration returns the Lifetime field as a duration.
+func (m *Message) LifetimeDuration() time.Duration { return time.Duration(m.Lifetime) * LifetimeUnit }
+
+// SetLifetime sets the Lifetime field to d in 4-second units: rounded down
+// (a granted lifetime never outlasts the binding) but never to zero for a
+// positive d (zero means deregistration), and clamped to MaxLifetime.
+func (m *Message) SetLifetime(d time.Duration) { m.Lifetime = LifetimeUnits(d) }
+
+// LifetimeUnits converts d as SetLifetime does.
+func LifetimeUnits(d time.Duration) uint16 {
+	switch {
+	case d <= 0:
+		return 0
+	case d >= MaxLifetime:
+		return 0xffff
+	case d < LifetimeUnit:
+		return 1
+	}
+	return uint16(d / LifetimeUnit)
+}
 
 // Reset clears m for reuse without freeing its option slices' storage.
 func (m *Message) Reset() {
@@ -255,26 +281,4 @@ func Parse(b []byte, m *Message) error {
 		}
 	}
 	return m.Options.parse(b, optStart)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var d [20]byte
-	i := len(d)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		d[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		d[i] = '-'
-	}
-	return string(d[i:])
 }

@@ -70,8 +70,8 @@ var (
 
 // ParsePacket walks a checked IPv6 packet to its Mobility Header, decodes the
 // Home Address option and type 2 routing header if present, verifies the
-// checksum against the addresses RFC 6275 6.1.1 names, and parses the
-// message into m. It applies 6.1: only a BU may carry a Home Address option,
+// checksum against the addresses RFC 6275 6.1.1 names (before anything
+// else about the message, as 9.2 orders), and parses the message into m. It applies 6.1: only a BU may carry a Home Address option,
 // only a BA a type 2 routing header. (Experimental messages follow the BU
 // and BA rules of the message they stand for: a request may carry a Home
 // Address option, a reply a routing header.)
@@ -107,13 +107,23 @@ func ParsePacket(pkt []byte, m *Message) (PacketInfo, error) {
 	}
 	info.MHOff = c.UpperOff
 	info.MH = pkt[c.UpperOff:]
-	if err := Parse(info.MH, m); err != nil {
-		return info, err
+	// RFC 6275 9.2 checks the checksum first: a message that fails it is
+	// discarded silently whatever else is wrong with it. The checksum
+	// covers the whole header as its Header Len states.
+	if len(info.MH) < 8 {
+		return info, ErrTruncated
 	}
-	info.MH = info.MH[:(int(info.MH[1])+1)*8]
+	n := (int(info.MH[1]) + 1) * 8
+	if n > len(info.MH) {
+		return info, ErrTruncated
+	}
+	info.MH = info.MH[:n]
 	ps, pd := info.pseudo()
 	if !VerifyChecksum(info.MH, ps, pd) {
 		return info, ErrChecksum
+	}
+	if err := Parse(info.MH, m); err != nil {
+		return info, err
 	}
 	isBU := m.Type == TypeBU || (m.Type == TypeExperimental && m.Subtype == SubtypeMNAuthRequest)
 	isBA := m.Type == TypeBA || (m.Type == TypeExperimental && m.Subtype == SubtypeMNAuthReply)

@@ -1,0 +1,164 @@
+package mobility
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ha2r/mip6testbed/clock"
+	"github.com/ha2r/mip6testbed/mobility/mh"
+)
+
+// homeRegistration is the mobile node's binding update list entry for its
+// home agent (RFC 6275 11.7.1, 11.5.4): it registers each new care-of
+// address, deregisters at home, retransmits with back-off until answered
+// (11.8; forever, at MAX_BINDACK_TIMEOUT once there), and refreshes the
+// binding before it expires.
+type homeRegistration struct {
+	clk      clock.Clock
+	sig      *Signals
+	log      *slog.Logger
+	send     func([]byte) bool // to the current router, as it is
+	home     netip.Addr
+	prefix   netip.Prefix
+	ha       netip.Addr
+	cred     mnhaCredential
+	lifetime time.Duration
+
+	mu      sync.Mutex
+	seq     uint16     // the last sequence number used
+	coa     netip.Addr // being registered or registered; the home address when home
+	bound   bool
+	expires time.Time
+	rt      retransmitter
+	refresh schedule
+	closed  bool
+}
+
+func newHomeRegistration(clk clock.Clock, sig *Signals, log *slog.Logger, send func([]byte) bool, cfg *MobileNodeConfig, seq uint16) *homeRegistration {
+	return &homeRegistration{clk: clk, sig: sig, log: log, send: send, home: cfg.Home, prefix: cfg.HomePrefix, ha: cfg.HomeAgent,
+		cred: mnhaCredential{spi: cfg.SPI, key: cfg.Key}, lifetime: cfg.HomeLifetime, seq: seq,
+		rt: newRetransmitter(clk, InitialHomeBindack, 0)}
+}
+
+// atHome reports whether coa is on the home link.
+func (h *homeRegistration) atHome(coa netip.Addr) bool {
+	return coa == h.home || h.prefix.Contains(coa)
+}
+
+// moved registers coa, or deregisters when coa is on the home link.
+func (h *homeRegistration) moved(coa netip.Addr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || !coa.IsValid() {
+		return
+	}
+	h.coa = coa
+	h.bound = false
+	h.refresh.stop()
+	h.rt.reset()
+	h.newBU()
+}
+
+// newBU sends a Binding Update with a new sequence number. Call with mu.
+func (h *homeRegistration) newBU() {
+	h.seq++
+	h.sendBU()
+}
+
+// sendBU sends (or, from the retransmission timer, resends) the Binding
+// Update of sequence number h.seq: a retransmission keeps the sequence
+// number (RFC 6275 11.8) and gets a fresh RFC 4285 timestamp. Call with mu.
+func (h *homeRegistration) sendBU() {
+	atHome := h.atHome(h.coa)
+	bu := &mh.Message{Type: mh.TypeBU, Sequence: h.seq, Flags: mh.FlagA | mh.FlagH}
+	a := mh.Addressing{Src: h.coa, Dst: h.ha, HomeAddress: h.home}
+	careOf := h.coa
+	if atHome {
+		// Deregistration (11.5.4): from the home address, lifetime 0, no
+		// Home Address option.
+		a = mh.Addressing{Src: h.home, Dst: h.ha}
+		careOf = h.home
+	} else {
+		bu.SetLifetime(h.lifetime)
+	}
+	sign := h.cred.authenticate(bu, h.clk.Now(), careOf, h.home)
+	pkt := mh.BuildPacket(a, 64, bu, sign)
+	h.sig.Sent("BU.home", pkt)
+	h.send(pkt)
+	h.rt.sent(func(gen uint64) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed || !h.rt.current(gen) {
+			return
+		}
+		h.sig.Add("mn.home_bu.retransmit", 1)
+		h.sendBU()
+	})
+}
+
+// ack takes the home agent's Binding Acknowledgement, authenticated with
+// the MN-HA key over the address it reached us at.
+func (h *homeRegistration) ack(info mh.PacketInfo, m *mh.Message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if !h.cred.verify(info, m, info.Dst, h.home) {
+		h.sig.Drop(DropBABadAuthenticator)
+		return
+	}
+	switch {
+	case m.Status == mh.StatusSeqOutOfWindow:
+		// The home agent holds a newer number (our state was lost, or
+		// theirs was kept): continue from it at once.
+		h.seq = m.Sequence
+		h.rt.reset()
+		h.newBU()
+		return
+	case m.Sequence != h.seq || !h.rt.pending():
+		h.sig.Drop(DropBAStale)
+		return
+	case m.Status >= 128:
+		h.log.Warn("home registration refused", "status", m.Status)
+		h.sig.Add("mn.home_refused", 1)
+		h.rt.reset()
+		return
+	}
+	h.rt.reset()
+	h.bound = true
+	h.rt.initial = InitialBindackTimeout // INITIAL_BINDACK_TIMEOUT_FIRSTREG only for the first
+	lifetime := m.LifetimeDuration()
+	h.expires = h.clk.Now().Add(lifetime)
+	if lifetime > 0 {
+		h.refresh.at(h.clk, refreshAfter(lifetime), func(gen uint64) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.closed || !h.refresh.current(gen) {
+				return
+			}
+			h.bound = false
+			h.sig.Add("mn.home_bu.refresh", 1)
+			h.rt.reset()
+			h.newBU()
+		})
+	}
+}
+
+// state reports whether the home agent acknowledged the current
+// registration, and until when it holds.
+func (h *homeRegistration) state() (bound bool, expires time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bound, h.expires
+}
+
+func (h *homeRegistration) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	h.rt.reset()
+	h.refresh.stop()
+}

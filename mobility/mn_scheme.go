@@ -1,0 +1,153 @@
+package mobility
+
+import (
+	"net/netip"
+
+	"github.com/ha2r/mip6testbed/ip6"
+	"github.com/ha2r/mip6testbed/mobility/mh"
+	"github.com/ha2r/mip6testbed/overlay"
+)
+
+// schemePolicy is where the two schemes differ, for a mobile node: what a
+// move does beyond the home registration, what happens to packets from a
+// care-of address, whether packets from the home address go
+// route-optimised, which tunnels it accepts, and which signalling it
+// takes. The mobile node picks one at construction and asks it; nothing
+// else in the node tests the scheme.
+type schemePolicy interface {
+	// moved runs the scheme's part of a move to cur.
+	moved(cur overlay.Attachment)
+	// outboundCareOf decides a packet from a care-of address.
+	outboundCareOf(p *overlay.Packet, src, cur netip.Addr) overlay.Verdict
+	// routeOptimised reports whether dst holds our binding, so that packets
+	// from the home address go to it directly.
+	routeOptimised(dst netip.Addr) bool
+	// tunnelling notes a packet from the home address to dst that goes
+	// through the home agent's tunnel.
+	tunnelling(dst netip.Addr)
+	// delivered notes a packet that arrived for dst from src; tunnelledBy
+	// is the home agent or HA2R whose tunnel it came through, if any.
+	delivered(tunnelledBy, src, dst netip.Addr)
+	// acceptsTunnelFrom reports whether outer, not our home agent, may
+	// tunnel packets to us.
+	acceptsTunnelFrom(outer netip.Addr) bool
+	// handleMH takes the scheme's own signalling and reports whether m was.
+	handleMH(pkt []byte, info mh.PacketInfo, m *mh.Message) bool
+	// unreachable reacts to an ICMPv6 error quoting a packet we sent.
+	unreachable(quoted []byte)
+	status(st *MNStatus)
+	close()
+}
+
+// standardScheme is RFC 6275: Return Routability and route optimisation
+// with every correspondent, the home address for everything.
+type standardScheme struct {
+	rr      *returnRoutability
+	ha      netip.Addr
+	trigger RRTrigger
+	atHome  func() bool
+}
+
+func (s *standardScheme) moved(overlay.Attachment) { s.rr.moved() }
+
+// outboundCareOf: in the standard scheme applications never use a care-of
+// address; what the node itself sends from one (CoTI, BU) leaves as it is.
+func (s *standardScheme) outboundCareOf(*overlay.Packet, netip.Addr, netip.Addr) overlay.Verdict {
+	return overlay.Continue
+}
+
+func (s *standardScheme) routeOptimised(dst netip.Addr) bool { return s.rr.view.Load().bound[dst] }
+
+// tunnelling starts Return Routability with the first packet to a peer
+// when the topology asks for it.
+func (s *standardScheme) tunnelling(dst netip.Addr) {
+	if s.trigger&RROnFirstPacket != 0 && dst != s.ha && !dst.IsLinkLocalUnicast() && !s.rr.view.Load().started[dst] {
+		s.rr.start(dst)
+	}
+}
+
+// delivered starts Return Routability when a packet from a peer arrives
+// through the home agent's tunnel, as the paper's step 5 describes.
+func (s *standardScheme) delivered(tunnelledBy, src, _ netip.Addr) {
+	if tunnelledBy == s.ha && s.trigger&RROnTunnelled != 0 && src != s.ha && !s.rr.view.Load().started[src] && !s.atHome() {
+		s.rr.start(src)
+	}
+}
+
+func (s *standardScheme) acceptsTunnelFrom(netip.Addr) bool { return false }
+
+func (s *standardScheme) handleMH(pkt []byte, info mh.PacketInfo, m *mh.Message) bool {
+	switch m.Type {
+	case mh.TypeBA:
+		s.rr.sig.Received("BA", pkt)
+		s.rr.ack(info, m)
+	case mh.TypeHoT:
+		s.rr.sig.Received("HoT", pkt)
+		s.rr.testReply(info, m, false)
+	case mh.TypeCoT:
+		s.rr.sig.Received("CoT", pkt)
+		s.rr.testReply(info, m, true)
+	case mh.TypeBRR:
+		s.rr.sig.Received("BRR", pkt)
+		s.rr.refreshRequested(info.Src)
+	case mh.TypeBE:
+		s.rr.sig.Received("BE", pkt)
+		// Status 1: the peer has no binding for us; back to the tunnel
+		// (RFC 6275 11.3.6).
+		if m.Status == mh.BEUnknownHAO && m.Address == s.rr.home {
+			s.rr.fallBack(info.Src)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// unreachable drops route optimisation with the destination of a packet
+// that carried our Home Address option (RFC 6275 11.3.5).
+func (s *standardScheme) unreachable(quoted []byte) {
+	if _, hao := quotedMobilityHeaders(quoted); hao {
+		s.rr.fallBack(ip6.Header(quoted).Dst())
+	}
+}
+
+func (s *standardScheme) status(st *MNStatus) { st.RouteOptim = s.rr.boundPeers() }
+func (s *standardScheme) close()              { s.rr.close() }
+
+// ha2rScheme is the paper's: anchors at the HA2Rs that handed out care-of
+// addresses, no Return Routability.
+type ha2rScheme struct{ anchors *anchorSet }
+
+func (s *ha2rScheme) moved(cur overlay.Attachment) { s.anchors.moved(cur) }
+
+func (s *ha2rScheme) outboundCareOf(p *overlay.Packet, src, cur netip.Addr) overlay.Verdict {
+	return s.anchors.outboundCareOf(p, src, cur)
+}
+
+func (s *ha2rScheme) routeOptimised(netip.Addr) bool { return false }
+func (s *ha2rScheme) tunnelling(netip.Addr)          {}
+
+func (s *ha2rScheme) delivered(_, _, dst netip.Addr) { s.anchors.noteActivity(dst) }
+
+func (s *ha2rScheme) acceptsTunnelFrom(outer netip.Addr) bool {
+	return s.anchors.view.Load().ha2rs[outer]
+}
+
+func (s *ha2rScheme) handleMH(pkt []byte, info mh.PacketInfo, m *mh.Message) bool {
+	switch {
+	case m.Type == mh.TypeBA && s.anchors.view.Load().ha2rs[info.Src]:
+		s.anchors.sig.Received("BA.anchor", pkt)
+		s.anchors.ack(info, m)
+	case m.Type == mh.TypeExperimental && m.Subtype == mh.SubtypeMNAuthReply:
+		s.anchors.sig.Received("MNAuthRep", pkt)
+		s.anchors.authReply(info, m)
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *ha2rScheme) unreachable([]byte) {}
+
+func (s *ha2rScheme) status(st *MNStatus) { st.Anchors = s.anchors.docs() }
+func (s *ha2rScheme) close()              { s.anchors.close() }
