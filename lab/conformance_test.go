@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
@@ -195,15 +196,7 @@ func TestConformanceHomeAgent(t *testing.T) {
 	// Care-of address equal to the home address deletes the binding too
 	// (the BA then goes to the home address, on the home link).
 	x.send(x.homeBU(40001, 10, x.hoa, 300, func(m *mh.Message) { m.Options.Set(mh.OptAltCoA); m.Options.AltCoA = x.hoa }))
-	for i := 0; ; i++ {
-		if _, ok := bound(); !ok {
-			break
-		}
-		if i > 200 {
-			t.Fatal("CoA = HoA did not delete the binding")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 2*time.Second, "CoA = HoA to delete the binding", func() bool { _, ok := bound(); return !ok })
 
 	// Refused: an unknown SPI is dropped silently; a known MN asking for
 	// another's home address gets 129; a wrong authenticator and a replayed

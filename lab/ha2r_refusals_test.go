@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
@@ -88,13 +89,7 @@ func TestHA2RRefusals(t *testing.T) {
 	}
 	count := func(name string, m interface{ Get(string) uint64 }, counter string, want uint64) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for m.Get(counter) < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s = %d, want %d", name, counter, m.Get(counter), want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.WaitFor(t, 2*time.Second, name+": "+counter, func() bool { return m.Get(counter) >= want })
 	}
 
 	// Forged mobile-node authentication: answered with 129, no key, no anchor.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/overlay"
 )
@@ -81,7 +82,6 @@ func TestHA2RFig5(t *testing.T) {
 	waitCounter(t, l, "mn2", "mnauth.completed", 1, 5*time.Second)
 	waitCounter(t, l, "mn1", "mh.in.BA.home", 1, 5*time.Second)
 	waitCounter(t, l, "mn2", "mh.in.BA.home", 1, 5*time.Second)
-	time.Sleep(100 * time.Millisecond)
 	attach := snapshotSignals(l, fig5Nodes...).delta(signalling{})
 	mnAttach := map[string]uint64{"mh.out.BU.home": 1, "mh.in.BA.home": 1, "mh.out.MNAuthReq": 1, "mh.in.MNAuthRep": 1}
 	arAttach := map[string]uint64{"mh.in.MNAuthReq": 1, "mh.out.MNAuthReq": 1, "mh.in.MNAuthRep": 1, "mh.out.MNAuthRep": 1}
@@ -111,9 +111,7 @@ func TestHA2RFig5(t *testing.T) {
 	before := snapshotSignals(l, fig5Nodes...)
 	haFwd := l.Node("ha1").Metrics.Get("packets.forwarded") + l.Node("ha2").Metrics.Get("packets.forwarded")
 	x := startTCPTransfer(t, l, "mn1", "mn2", netip.AddrPortFrom(coa2, 5002), 4<<20, 512<<10)
-	for x.progress() < 256<<10 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, "256 KiB of the transfer", func() bool { return x.progress() >= 256<<10 })
 	mu.Lock()
 	if first == nil || ip6.Header(first).Src() != coa1 || ip6.Header(first).Dst() != coa2 || first[6] != ip6.ProtoTCP {
 		t.Fatalf("the session's first packet was not direct CoA1 -> CoA2: %x", first)
@@ -150,18 +148,21 @@ func TestHA2RFig5(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitCounter(t, l, "mn1", "mnauth.completed", uint64(2+i), 5*time.Second)
+		waitCounter(t, l, "mn1", "mh.in.BA.home", uint64(2+i), 5*time.Second)
 		if mv.link != "ar1" {
 			waitCounter(t, l, "mn1", "anchor.bound", uint64(1+2*i), 5*time.Second)
+		} else {
+			waitCounter(t, l, "mn1", "anchor.release_acknowledged", 1, 5*time.Second)
 		}
-		time.Sleep(300 * time.Millisecond)
 		// A connection opened after the move uses the new care-of address.
 		c, err := l.Userspace("mn1").DialTCP(ctx, netip.AddrPortFrom(coa2, 5002))
-		if err == nil {
-			if la := c.LocalAddr().String(); !contains(la, att.Address.String()) {
-				t.Errorf("after moving to %s a new connection comes from %s, want %s", mv.link, la, att.Address)
-			}
-			c.Close()
+		if err != nil {
+			t.Fatalf("after moving to %s: a new connection: %v", mv.link, err)
 		}
+		if la := c.LocalAddr().String(); !contains(la, att.Address.String()) {
+			t.Errorf("after moving to %s a new connection comes from %s, want %s", mv.link, la, att.Address)
+		}
+		c.Close()
 		for r, n := range mv.anchors {
 			if got := l.Node(r).Mobility.HA2R.Anchors().Len(); got != n {
 				t.Errorf("after moving to %s: %s holds %d anchors, want %d", mv.link, r, got, n)
@@ -185,7 +186,8 @@ func TestHA2RFig5(t *testing.T) {
 		t.Errorf("ar1's anchor for CoA1 after returning: %+v %v", b, ok)
 	}
 	encap := l.Node("ar1").Metrics.Get("tunnel.encap")
-	time.Sleep(300 * time.Millisecond)
+	got := x.progress()
+	testenv.WaitFor(t, 10*time.Second, "the transfer to go on", func() bool { return x.progress() >= min(got+128<<10, 4<<20) })
 	if l.Node("ar1").Metrics.Get("tunnel.encap") != encap {
 		t.Error("ar1 still tunnels after mn1 came back")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/overlay"
 )
@@ -251,10 +252,13 @@ func TestICMPErrors(t *testing.T) {
 	}
 	// No error about an error.
 	before := l.Node("r1").Metrics.Get("icmp.errors.sent")
+	noRoute := l.Node("r1").Metrics.Get("drop.no_route")
 	bad := echoRequest(h1, netip.MustParseAddr("2001:db8:ffff::2"), 64, 100, 9)
 	bad[ip6.HeaderLen] = 1 // a destination unreachable, not an echo
 	l.Node("h1").Host.Send(bad)
-	time.Sleep(100 * time.Millisecond)
+	testenv.WaitFor(t, 5*time.Second, "r1 to drop the error without a route", func() bool {
+		return l.Node("r1").Metrics.Get("drop.no_route") > noRoute
+	})
 	if after := l.Node("r1").Metrics.Get("icmp.errors.sent"); after != before {
 		t.Errorf("r1 answered an ICMPv6 error with an error")
 	}

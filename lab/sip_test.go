@@ -8,10 +8,14 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/softphone"
 )
 
-func sipCall(t *testing.T, l *Lab, before, after time.Duration, move string) (softphone.Report, softphone.Report) {
+// sipCall places a call from mn1 to mn2, lets mn1 send before 20 ms
+// packets, moves mn1 to move (if any), lets it send after more, and hangs
+// up.
+func sipCall(t *testing.T, l *Lab, before, after uint64, move string) (softphone.Report, softphone.Report) {
 	t.Helper()
 	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
 	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
@@ -26,13 +30,18 @@ func sipCall(t *testing.T, l *Lab, before, after time.Duration, move string) (so
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(before)
+	talk := func(n uint64) {
+		t.Helper()
+		start := c.Report().PacketsSent
+		testenv.WaitFor(t, time.Duration(n)*time.Second/10, "mn1 to send its media", func() bool { return c.Report().PacketsSent >= start+n })
+	}
+	talk(before)
 	if move != "" {
 		if _, err := l.Handover(ctx, "mn1", move); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(after)
+	talk(after)
 	var far *softphone.Call
 	for _, x := range callee.Calls() {
 		far = x
@@ -55,7 +64,7 @@ func TestSIPCallAcrossHandover(t *testing.T) {
 	for _, scheme := range []config.Scheme{config.SchemeStandard, config.SchemeHA2R} {
 		t.Run(string(scheme), func(t *testing.T) {
 			l := startFig4Scheme(t, scheme, Options{})
-			caller, callee := sipCall(t, l, 2*time.Second, 3*time.Second, "ar1p")
+			caller, callee := sipCall(t, l, 100, 150, "ar1p")
 			t.Logf("%s caller:\n%s", scheme, caller.Text())
 			t.Logf("%s callee:\n%s", scheme, callee.Text())
 			if caller.FramesMismatched != 0 || caller.FramesVerified < 200 {
@@ -88,7 +97,7 @@ func TestSIPCallReportsLoss(t *testing.T) {
 	}
 	topo.LinkByName("ar2").Loss = 0.05
 	l := startTopo(t, topo, Options{Seed: 3})
-	caller, callee := sipCall(t, l, 10*time.Second, 0, "")
+	caller, callee := sipCall(t, l, 500, 0, "")
 	t.Logf("caller:\n%s\ncallee:\n%s", caller.Text(), callee.Text())
 	for _, r := range []softphone.Report{caller, callee} {
 		if r.LossPercent < 2.5 || r.LossPercent > 8 {
@@ -131,11 +140,13 @@ func TestRTPFromUnexpectedSource(t *testing.T) {
 	pkt := append([]byte{0x80, 0, 0, 1, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}, make([]byte, 160)...)
 	for i := 0; i < 25; i++ {
 		intruder.Write(pkt)
-		time.Sleep(20 * time.Millisecond)
 	}
+	testenv.WaitFor(t, 5*time.Second, "the intruding packets to be counted", func() bool { return c.Report().UnexpectedSource >= 25 })
+	start := c.Report().FramesVerified
+	testenv.WaitFor(t, 5*time.Second, "the call's own audio to go on", func() bool { return c.Report().FramesVerified >= start+20 })
 	r := c.Hangup(ctx)
-	if r.UnexpectedSource < 20 {
-		t.Errorf("only %d of 25 intruding packets were counted as ignored", r.UnexpectedSource)
+	if r.UnexpectedSource != 25 {
+		t.Errorf("%d of 25 intruding packets were counted as ignored", r.UnexpectedSource)
 	}
 	if r.FramesMismatched != 0 || r.FramesVerified < 20 {
 		t.Errorf("the call's audio: %d intact, %d differ", r.FramesVerified, r.FramesMismatched)

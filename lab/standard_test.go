@@ -2,12 +2,14 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/overlay"
 )
@@ -25,13 +27,9 @@ func startFig4Scheme(t *testing.T, scheme config.Scheme, o Options) *Lab {
 // waitCounter waits until a node's counter reaches at least want.
 func waitCounter(t *testing.T, l *Lab, node, counter string, want uint64, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for l.Node(node).Metrics.Get(counter) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s = %d, want >= %d after %v", node, counter, l.Node(node).Metrics.Get(counter), want, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, limit, fmt.Sprintf("%s's %s to reach %d", node, counter, want), func() bool {
+		return l.Node(node).Metrics.Get(counter) >= want
+	})
 }
 
 // udpFlow sends datagrams from one node's stack to another's every
@@ -113,9 +111,12 @@ func (f *udpFlow) count() int {
 func TestStandardMIPv6Fig1(t *testing.T) {
 	l := startFig4Scheme(t, config.SchemeStandard, Options{})
 	hoa1, hoa2 := l.Topo.NodeByName("mn1").HomeAddress, l.Topo.NodeByName("mn2").HomeAddress
-	// Home registration first (step 1).
-	waitCounter(t, l, "mn1", "mh.in.BA.home", 1, 5*time.Second)
-	waitCounter(t, l, "mn2", "mh.in.BA.home", 1, 5*time.Second)
+	// Home registration first (step 1), and the phones' SIP registrations,
+	// which go through the home agents too, out of the way.
+	for _, mn := range []string{"mn1", "mn2"} {
+		waitCounter(t, l, mn, "mh.in.BA.home", 1, 5*time.Second)
+		waitCounter(t, l, mn, "sip.registered", 1, 10*time.Second)
+	}
 	for _, mn := range []string{"mn1", "mn2"} {
 		st := l.Node(mn).Mobility.MobileNode.Status()
 		if !st.HomeBound || st.AtHome {
@@ -161,22 +162,31 @@ func TestStandardMIPv6Fig1(t *testing.T) {
 	f21 := startUDPFlow(t, l, "mn2", "mn1", hoa1, 7001, 20*time.Millisecond)
 	waitCounter(t, l, "mn1", "rr.completed", 1, 10*time.Second)
 	waitCounter(t, l, "mn2", "rr.completed", 1, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	tunBefore, dirBefore := tunnelled, direct
-	mu.Unlock()
+	counts := func() (tun, dir, dirHdr int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return tunnelled, direct, directWithHeaders
+	}
+	// Route optimisation is in place once packets arrive directly, and the
+	// tunnels are drained once each end has what the other put in: the
+	// home agents decapsulated all that mn1 and mn2 tunnelled, and they
+	// received all that the home agents tunnelled to them.
+	m := func(node, c string) uint64 { return l.Node(node).Metrics.Get(c) }
+	testenv.WaitFor(t, 5*time.Second, "direct packets and drained tunnels", func() bool {
+		_, d, _ := counts()
+		return d >= 10 && m("ha1", "tunnel.decap") == m("mn1", "tunnel.encap") && m("ha2", "tunnel.decap") == m("mn2", "tunnel.encap") &&
+			m("mn1", "tunnel.decap") == m("ha1", "tunnel.encap") && m("mn2", "tunnel.decap") == m("ha2", "tunnel.encap")
+	})
+	tunBefore, dirBefore, _ := counts()
 	if tunBefore == 0 {
 		t.Error("no packet went through the home agents before Return Routability")
 	}
 	if l.Node("ha1").Metrics.Get("tunnel.decap") == ha1Before || l.Node("ha2").Metrics.Get("tunnel.encap") == ha2Before {
 		t.Error("the home agents' counters do not show the detour")
 	}
-	time.Sleep(500 * time.Millisecond)
 	ha1Mid, ha2Mid := l.Node("ha1").Metrics.Get("tunnel.decap"), l.Node("ha2").Metrics.Get("tunnel.encap")
-	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	tunAfter, dirAfter, dirHdr := tunnelled, direct, directWithHeaders
-	mu.Unlock()
+	testenv.WaitFor(t, 5*time.Second, "30 more direct packets", func() bool { _, d, _ := counts(); return d >= dirBefore+30 })
+	tunAfter, dirAfter, dirHdr := counts()
 	if tunAfter != tunBefore {
 		t.Errorf("%d more packets came through the tunnel after route optimisation", tunAfter-tunBefore)
 	}
@@ -184,7 +194,8 @@ func TestStandardMIPv6Fig1(t *testing.T) {
 		t.Errorf("only %d direct packets (%d with HAO and RH2) after route optimisation", dirAfter-dirBefore, dirHdr)
 	}
 	if ha1Mid != l.Node("ha1").Metrics.Get("tunnel.decap") || ha2Mid != l.Node("ha2").Metrics.Get("tunnel.encap") {
-		t.Error("home agents still carry mn1's traffic after route optimisation")
+		t.Errorf("home agents still carry mn1's traffic after route optimisation: ha1 decap %d -> %d, ha2 encap %d -> %d\nmn1 %v\nmn2 %v",
+			ha1Mid, m("ha1", "tunnel.decap"), ha2Mid, m("ha2", "tunnel.encap"), l.Node("mn1").Metrics.Snapshot(), l.Node("mn2").Metrics.Snapshot())
 	}
 	f12.close()
 	f21.close()
@@ -226,9 +237,7 @@ func TestStandardMoveDuringTCP(t *testing.T) {
 	x := startTCPTransfer(t, l, "mn1", "mn2", netip.AddrPortFrom(hoa2, 5001), 3<<20, 1<<20)
 	waitCounter(t, l, "mn1", "rr.completed", 1, 10*time.Second)
 	waitCounter(t, l, "mn2", "rr.completed", 1, 10*time.Second)
-	for x.progress() < 1<<20 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, "1 MiB of the transfer", func() bool { return x.progress() >= 1<<20 })
 	moved := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

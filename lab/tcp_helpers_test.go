@@ -80,13 +80,15 @@ func startTCPTransfer(t *testing.T, l *Lab, from, to string, listen netip.AddrPo
 	go func() {
 		// Paced, so the transfer is still running when the test moves a node.
 		chunk := rate / 50
+		pace := time.NewTicker(20 * time.Millisecond)
+		defer pace.Stop()
 		for off := 0; off < size; off += chunk {
 			end := min(off+chunk, size)
 			if _, err := c.Write(data[off:end]); err != nil {
 				x.done <- err
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
+			<-pace.C
 		}
 		c.CloseWrite()
 	}()

@@ -81,11 +81,26 @@ type HomeAgent struct {
 
 // mnRecord is a mobile node the home agent serves.
 type mnRecord struct {
-	name   string
-	home   netip.Addr
-	cred   mnhaCredential
-	lastTS uint64 // last accepted identification timestamp (under HomeAgent.mu)
+	name string
+	home netip.Addr
+	cred mnhaCredential
+	// lastTS is the last accepted identification timestamp of each kind
+	// of message (under HomeAgent.mu): home Binding Updates and MN
+	// Authentication Requests travel different paths (the latter through
+	// an HA2R) and may arrive in another order than they were sent, and
+	// an authenticator binds the message type, so one cannot replay as
+	// the other.
+	lastTS [numMNHAKinds]uint64
 }
+
+// mnhaKind is a kind of MN-HA authenticated message, for replay checks.
+type mnhaKind uint8
+
+const (
+	kindHomeBU mnhaKind = iota
+	kindMNAuth
+	numMNHAKinds
+)
 
 // NewHomeAgent installs a home agent on r.
 func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, error) {
@@ -230,7 +245,7 @@ func (ha *HomeAgent) homeRegistration(info mh.PacketInfo, m *mh.Message) {
 		ha.sig.Drop(DropBUBadAuthenticator)
 		return
 	}
-	if !ha.fresh(rec, &m.Options) {
+	if !ha.fresh(rec, &m.Options, kindHomeBU) {
 		ha.sig.Drop(DropBUReplayed)
 		return
 	}
@@ -290,15 +305,15 @@ func (ha *HomeAgent) sendHomeBA(rec *mnRecord, status uint8, seq uint16, lifetim
 }
 
 // fresh reports whether a message's identification timestamp (RFC 4285
-// section 6) is within the window and newer than the last one accepted from
-// the mobile node, and if so remembers it.
-func (ha *HomeAgent) fresh(rec *mnRecord, o *mh.Options) bool {
+// section 6) is within the window and newer than the last one of its kind
+// accepted from the mobile node, and if so remembers it.
+func (ha *HomeAgent) fresh(rec *mnRecord, o *mh.Options, kind mnhaKind) bool {
 	now := ha.clk.Now()
 	ha.mu.Lock()
 	defer ha.mu.Unlock()
-	if !o.Has(mh.OptMsgID) || !auth.Fresh(o.Timestamp, now, ha.cfg.TimestampWindow) || o.Timestamp <= rec.lastTS {
+	if !o.Has(mh.OptMsgID) || !auth.Fresh(o.Timestamp, now, ha.cfg.TimestampWindow) || o.Timestamp <= rec.lastTS[kind] {
 		return false
 	}
-	rec.lastTS = o.Timestamp
+	rec.lastTS[kind] = o.Timestamp
 	return true
 }

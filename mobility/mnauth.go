@@ -135,7 +135,7 @@ func (a *haMNAuth) authenticateMN(pi mh.PacketInfo, m *mh.Message, ar HA2RPeer) 
 	if !rec.cred.verify(pi, m, coa, home) {
 		return refuse(DropMNAuthBadAuthenticator)
 	}
-	if !ha.fresh(rec, o) {
+	if !ha.fresh(rec, o, kindMNAuth) {
 		return refuse(DropMNAuthReplayed)
 	}
 	if rec.home != home {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/metrics"
 	"github.com/ha2r/mip6testbed/overlay"
@@ -80,17 +81,11 @@ func (g *rig) host(t *testing.T, name, ep string) *overlay.Host {
 	return h
 }
 
-// waitFor waits for a condition that the rig's goroutines make true; the
-// loops run on real goroutines even with a fake clock, so this polls.
+// waitFor waits for a condition that the rig's goroutines make true (the
+// loops run on their own goroutines even with a fake clock).
 func waitFor(t *testing.T, f func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, 5*time.Second, what, f)
 }
 
 // datagram waits for the next datagram at b.

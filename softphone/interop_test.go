@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,13 +102,7 @@ func toneWAV(t *testing.T, dir string) string {
 
 func waitFor(t *testing.T, what string, limit time.Duration, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, limit, what, f)
 }
 
 func TestBaresipInterop(t *testing.T) {
@@ -128,11 +124,15 @@ func TestBaresipInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(7 * time.Second) // long enough for baresip's first RTCP report
+	// baresip sends its first RTCP report after about 5 s.
+	waitFor(t, "baresip's media and first RTCP report", 15*time.Second, func() bool {
+		r := c.Report()
+		return r.RTCPReceived > 0 && r.PacketsReceived >= 300
+	})
 	r := c.Hangup(ctx)
 	t.Logf("alice -> baresip:\n%s", r.Text())
 	if r.PacketsReceived < 300 {
-		t.Errorf("received %d RTP packets from baresip in 7 s", r.PacketsReceived)
+		t.Errorf("received %d RTP packets from baresip", r.PacketsReceived)
 	}
 	if r.RTCPReceived == 0 {
 		t.Errorf("no RTCP from baresip")
@@ -192,14 +192,14 @@ func TestSippInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uas.Process.Kill()
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "sipp uas to listen", 5*time.Second, func() bool { return udpPortBound("::1", 26090) })
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	c, err := alice.Call(ctx, sip.Uri{User: "service", Host: "::1", Port: 26090}, CallOptions{})
 	if err != nil {
 		t.Fatalf("call to sipp uas: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "media from sipp's uas", 5*time.Second, func() bool { return c.Report().PacketsSent >= 10 })
 	// SIPp's built-in UAS answers the BYE towards where the INVITE came
 	// from (our proxy, which it did not Record-Route through), so do not
 	// wait long for that 200.
@@ -224,4 +224,15 @@ func lastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// udpPortBound reports whether some process listens on the UDP port (a
+// bind there fails).
+func udpPortBound(host string, port int) bool {
+	c, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return true
+	}
+	c.Close()
+	return false
 }

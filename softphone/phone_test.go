@@ -2,6 +2,7 @@ package softphone
 
 import (
 	"context"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"net/netip"
 	"testing"
 	"time"
@@ -52,7 +53,6 @@ func TestCallThroughProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
 	var bc *Call
 	for _, x := range b.Calls() {
 		bc = x
@@ -60,6 +60,9 @@ func TestCallThroughProxy(t *testing.T) {
 	if bc == nil {
 		t.Fatal("bob has no call")
 	}
+	testenv.WaitFor(t, 10*time.Second, "75 packets each way", func() bool {
+		return c.Report().PacketsReceived >= 75 && bc.Report().PacketsReceived >= 75
+	})
 	r := c.Hangup(ctx)
 	select {
 	case <-bc.Done():
@@ -69,7 +72,7 @@ func TestCallThroughProxy(t *testing.T) {
 	br := bc.Report()
 	t.Logf("alice:\n%s\nbob:\n%s", r.Text(), br.Text())
 	if r.PacketsReceived < 50 || br.PacketsReceived < 50 {
-		t.Errorf("received %d and %d packets in 1.5 s", r.PacketsReceived, br.PacketsReceived)
+		t.Errorf("received %d and %d packets", r.PacketsReceived, br.PacketsReceived)
 	}
 	if r.FramesVerified < 50 || r.FramesMismatched != 0 {
 		t.Errorf("audio check: %d intact, %d differ", r.FramesVerified, r.FramesMismatched)

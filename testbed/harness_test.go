@@ -127,17 +127,31 @@ type hostStatus struct {
 // waitCounter polls a node until its counter reaches want.
 func (b *bed) waitCounter(node, counter string, want uint64, limit time.Duration) hostStatus {
 	b.t.Helper()
-	start := time.Now()
-	for {
-		st, err := b.status(node)
-		if err == nil && st.Counters[counter] >= want {
-			return st
-		}
-		if time.Since(start) > limit {
-			b.t.Fatalf("%s: %s = %d after %v, want >= %d", node, counter, st.Counters[counter], limit, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var st hostStatus
+	testenv.Poll(b.t, 20*time.Millisecond, limit, fmt.Sprintf("%s's %s to reach %d", node, counter, want), func() bool {
+		var err error
+		st, err = b.status(node)
+		return err == nil && st.Counters[counter] >= want
+	})
+	return st
+}
+
+// waitListening waits until a TCP port listens in node's namespace (an
+// iperf3 server that daemonised).
+func (b *bed) waitListening(node string, port int) {
+	b.t.Helper()
+	testenv.Poll(b.t, 20*time.Millisecond, 10*time.Second, fmt.Sprintf("port %d to listen in %s", port, node), func() bool {
+		out, err := b.exec(2*time.Second, node, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
+		return err == nil && strings.TrimSpace(out) != ""
+	})
+}
+
+// waitFlowing waits until node has sent n more packets from its TCP
+// stack than when called: a transfer is under way.
+func (b *bed) waitFlowing(node string, n uint64) {
+	b.t.Helper()
+	st, _ := b.status(node)
+	b.waitCounter(node, "packets.from_tun", st.Counters["packets.from_tun"]+n, 10*time.Second)
 }
 
 // iperf runs an iperf3 client in node against server for secs seconds and
@@ -177,14 +191,11 @@ func (b *bed) status(node string) (hostStatus, error) {
 func (b *bed) waitAttached(node, link string, limit time.Duration) (hostStatus, time.Duration) {
 	b.t.Helper()
 	start := time.Now()
-	for {
-		st, err := b.status(node)
-		if err == nil && st.Host.Attached && st.Host.Link == link {
-			return st, time.Since(start)
-		}
-		if time.Since(start) > limit {
-			b.t.Fatalf("%s not attached to %s after %v (last status %+v, err %v)", node, link, limit, st.Host, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var st hostStatus
+	testenv.Poll(b.t, 20*time.Millisecond, limit, fmt.Sprintf("%s to attach to %s", node, link), func() bool {
+		var err error
+		st, err = b.status(node)
+		return err == nil && st.Host.Attached && st.Host.Link == link
+	})
+	return st, time.Since(start)
 }

@@ -40,7 +40,7 @@ func TestKernelStandardMIPv6(t *testing.T) {
 	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-D"); err != nil {
 		t.Fatalf("iperf3 server: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	b.waitListening("mn2", 5201)
 	bytes, bps := b.iperf("mn1", hoa2, 3)
 	t.Logf("iperf3 home address to home address, route optimised: %.0f Mbit/s", bps/1e6)
 	if bytes == 0 {
@@ -55,7 +55,7 @@ func TestKernelStandardMIPv6(t *testing.T) {
 		}
 		done <- float64(len(out))
 	}()
-	time.Sleep(2 * time.Second)
+	b.waitFlowing("mn1", 2000)
 	if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
 		t.Fatalf("switch: %v\n%s", err, out)
 	}
@@ -86,7 +86,7 @@ func TestKernelHA2RStreamSurvivesSwitch(t *testing.T) {
 	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-D", "-B", coa2); err != nil {
 		t.Fatalf("iperf3 server: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	b.waitListening("mn2", 5201)
 	type result struct {
 		bytes, bps float64
 	}
@@ -95,7 +95,7 @@ func TestKernelHA2RStreamSurvivesSwitch(t *testing.T) {
 		by, bps := b.iperf("mn1", coa2, 10)
 		done <- result{by, bps}
 	}()
-	time.Sleep(3 * time.Second)
+	b.waitFlowing("mn1", 5000)
 	if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
 		t.Fatalf("switch: %v\n%s", err, out)
 	}

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"encoding/json"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ func TestKernelOverlayFig4(t *testing.T) {
 	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-1", "-D", "-B", mn2.Host.Address); err != nil {
 		t.Fatalf("iperf3 server: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	b.waitListening("mn2", 5201)
 	out, err = b.exec(60*time.Second, "mn1", "iperf3", "-c", mn2.Host.Address, "-t", "3", "-J")
 	if err != nil {
 		t.Fatalf("iperf3: %v\n%s", err, out)
@@ -95,15 +96,10 @@ func TestNodeShutdownCleansUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			for i := 0; ; i++ {
-				if _, err := os.Stat(sock); err == nil {
-					break
-				}
-				if i > 200 {
-					t.Fatal("node did not start")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			testenv.Poll(t, 20*time.Millisecond, 5*time.Second, "the node's control socket", func() bool {
+				_, err := os.Stat(sock)
+				return err == nil
+			})
 			show := func(args ...string) string {
 				out, _ := exec.Command("ip", append([]string{"netns", "exec", ns, "ip", "-6"}, args...)...).CombinedOutput()
 				return string(out)

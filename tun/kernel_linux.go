@@ -3,6 +3,7 @@ package tun
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -106,9 +107,11 @@ func nlAddr(a netip.Prefix, preferred bool) *netlink.Addr {
 		Flags: unix.IFA_F_NODAD,
 	}
 	if !preferred {
-		// Valid forever, preferred for 0 s: the kernel's "deprecated", which
-		// source address selection (RFC 6724 rule 3) avoids for new sockets.
-		ad.ValidLft = 0xffffffff
+		// Valid for 68 years, preferred for 0 s: the kernel's "deprecated",
+		// which source address selection (RFC 6724 rule 3) avoids for new
+		// sockets. (The kernel's infinity, 0xffffffff, does not fit the
+		// int netlink takes on 32-bit platforms.)
+		ad.ValidLft = math.MaxInt32
 		ad.PreferedLft = 0
 	}
 	return ad

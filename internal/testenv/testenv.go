@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // Strict reports whether tests must not skip for want of root or tools.
@@ -43,4 +44,39 @@ func RequireRoot(t testing.TB, tools ...string) {
 		miss(t, "needs root for network namespaces and kernel TUN")
 	}
 	RequireTools(t, append([]string{"ip", "tc"}, tools...)...)
+}
+
+// WaitFor waits until cond holds, looking every millisecond, and fails the
+// test saying what it waited for if that takes longer than timeout. Tests
+// wait on the condition they need (a counter, a state), never for a fixed
+// time.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	Poll(t, time.Millisecond, timeout, what, cond)
+}
+
+// Poll is WaitFor looking every interval: for conditions that cost a
+// process to check (a node's status over its control socket).
+func Poll(t testing.TB, interval, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if cond() {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if cond() {
+				return
+			}
+		case <-deadline.C:
+			if cond() {
+				return
+			}
+			t.Fatalf("waited %v for %s", timeout, what)
+		}
+	}
 }
