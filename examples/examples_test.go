@@ -25,7 +25,7 @@ func TestExamplesParse(t *testing.T) {
 			t.Errorf("%v", err)
 			continue
 		}
-		if f == "two-node.yaml" {
+		if f == "two-node.yaml" || f == "line.yaml" {
 			continue
 		}
 		for _, mn := range []string{"mn1", "mn2"} {

@@ -383,16 +383,22 @@ func (r *Router) local(p *Packet, in *accessLink, srcLL LinkAddr, st *rx) {
 }
 
 // Send routes a packet the router (or its mobility engine) originates. It
-// copies pkt.
+// copies pkt, into a round kept from earlier sends so that the control path
+// does not allocate one per packet.
 func (r *Router) Send(pkt []byte) {
-	var st rx
-	p := NewPacket(pkt)
+	st, _ := r.sends.Get().(*rx)
+	if st == nil {
+		st = &rx{}
+	}
+	defer r.sends.Put(st)
+	p := &st.pkt
+	p.Replace(pkt)
 	data, err := ip6.Check(p.Data())
 	if err != nil {
-		r.drop(&st, DropIPv6Malformed)
+		r.drop(st, DropIPv6Malformed)
 		return
 	}
 	p.Trim(len(data))
-	r.route(p, &st)
-	r.flush(&st)
+	r.route(p, st)
+	r.flush(st)
 }

@@ -104,6 +104,7 @@ type Router struct {
 	port   uint16
 	tmu    sync.Mutex
 	timers []clock.Timer
+	sends  sync.Pool // *rx for Send
 }
 
 type hookBox struct{ h RouterHook }

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Data-path benchmark: two nodes on kernel TUNs in two network namespaces
-# joined by one veth. Measures single-stream TCP throughput (iperf3), the
-# CPU time the two overlay processes spend per gigabit, and ping RTT; then
-# does the same through wireguard-go over the same veth, in the same run,
-# and prints both with their ratios. Needs root, iperf3, ping, wg
-# (wireguard-tools) and Go (to build node and wireguard-go).
+# Data-path benchmark, overlay against wireguard-go in the same run, on
+# kernel TUNs in network namespaces:
+#
+#  1. two nodes (examples/two-node.yaml) in two namespaces joined by one
+#     veth, then wireguard-go on the same veth: single-stream TCP
+#     throughput (iperf3), the CPU time the two processes spend, ping RTT,
+#     and UDP with 64- and 1200-byte payloads offered as fast as iperf3 can
+#     send (-b 0): packets per second delivered and the loss;
+#  2. a line of three (examples/line.yaml): host, router, host, each in its
+#     namespace, the router with no TUN at all: the router's forwarding rate
+#     in packets per second, UDP 64 B and 1200 B, and TCP throughput.
+#
+# Needs root, iperf3, ping, wg (wireguard-tools) and Go (to build node and
+# wireguard-go).
 #
 # Usage: sudo scripts/bench-dataplane.sh [--duration SECONDS] [--json FILE]
 # PROFILE_DIR=DIR also writes the two nodes' CPU profiles there.
@@ -21,13 +29,15 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench-dataplane: needs root (namespaces, TUN)" >&2; exit 1; }
-for t in ip iperf3 ping wg go; do
+for t in ip iperf3 ping wg go ss python3; do
 	command -v "$t" >/dev/null || { echo "bench-dataplane: $t is missing (apt-get install iproute2 iperf3 iputils-ping wireguard-tools)" >&2; exit 1; }
 done
 
 ID=${BENCH_ID:-mip6bench}
 A=$ID-a
 B=$ID-b
+C=$ID-c
+NSS=("$A" "$B" "$C")
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -35,10 +45,10 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	sleep 0.3
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	ip netns pids "$A" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns pids "$B" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns del "$A" 2>/dev/null
-	ip netns del "$B" 2>/dev/null
+	for ns in "${NSS[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -49,14 +59,15 @@ echo "building node and wireguard-go..." >&2
 WGVER=$(cd "$ROOT" && go list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
 GOBIN="$WORK" go install "golang.zx2c4.com/wireguard@$WGVER"
 
-ip netns del "$A" 2>/dev/null || true
-ip netns del "$B" 2>/dev/null || true
-ip netns add "$A"
-ip netns add "$B"
+for ns in "${NSS[@]}"; do
+	ip netns del "$ns" 2>/dev/null || true
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+done
 ip link add veth0 netns "$A" type veth peer name veth0 netns "$B"
 ip -n "$A" addr add 10.98.0.1/24 dev veth0
 ip -n "$B" addr add 10.98.0.2/24 dev veth0
-for n in "$A" "$B"; do ip -n "$n" link set lo up; ip -n "$n" link set veth0 up; done
+for n in "$A" "$B"; do ip -n "$n" link set veth0 up; done
 
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { # PID... -> utime+stime ticks summed
@@ -69,39 +80,78 @@ cpu_ticks() { # PID... -> utime+stime ticks summed
 	echo "$s"
 }
 
-# measure NAME SERVER-ADDRESS PID...: prints "name gbps cpu_s rtt_ms"
-measure() {
-	local name=$1 srv=$2; shift 2
-	ip netns exec "$A" iperf3 -s -1 -D -B "$srv" -p 5201 >/dev/null
-	sleep 0.5
-	ip netns exec "$B" ping -6 -c 5 -i 0.2 -q "$srv" >/dev/null
+# iperf_server NS ADDRESS: a one-shot iperf3 server, once it listens.
+iperf_server() {
+	ip netns exec "$1" iperf3 -s -1 -D -B "$2" -p 5201 >/dev/null
+	for _ in $(seq 1 100); do
+		[ -n "$(ip netns exec "$1" ss -Hltn 'sport = :5201')" ] && return 0
+		sleep 0.05
+	done
+	echo "bench-dataplane: iperf3 server did not start in $1" >&2
+	exit 1
+}
+
+# tcp NAME CLIENT-NS SERVER-NS SERVER PID...: prints "name gbps cpu_s rtt_ms"
+tcp() {
+	local name=$1 cns=$2 sns=$3 srv=$4; shift 4
+	iperf_server "$sns" "$srv"
+	ip netns exec "$cns" ping -6 -c 5 -i 0.2 -q "$srv" >/dev/null
 	local c0; c0=$(cpu_ticks "$@")
-	local out; out=$(ip netns exec "$B" iperf3 -c "$srv" -p 5201 -t "$DUR" -J)
+	local out; out=$(ip netns exec "$cns" iperf3 -c "$srv" -p 5201 -t "$DUR" -J)
 	local c1; c1=$(cpu_ticks "$@")
 	local bps; bps=$(echo "$out" | sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | head -1)
-	local rtt; rtt=$(ip netns exec "$B" ping -6 -c 200 -i 0.01 -q "$srv" | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p')
+	local rtt; rtt=$(ip netns exec "$cns" ping -6 -c 200 -i 0.01 -q "$srv" | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p')
 	local cpu; cpu=$(awk -v a="$c0" -v b="$c1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
 	awk -v n="$name" -v b="$bps" -v c="$cpu" -v r="$rtt" 'BEGIN{printf "%s %.3f %s %s\n", n, b/1e9, c, r}'
 }
 
-# --- ours: router r1 (with its own stack) in A, host h1 in B ---
-"$WORK/node" testbed-plan --config "$ROOT/examples/two-node.yaml" >/dev/null
-ip netns exec "$A" "$WORK/node" run --config "$ROOT/examples/two-node.yaml" --name r1 --backend kernel --tun mip6b0 \
-	--control "$WORK/r1.sock" --log-level warn ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1.pprof"} &
-PIDS+=($!); R1=$!
-sleep 0.3
-ip netns exec "$B" "$WORK/node" run --config "$ROOT/examples/two-node.yaml" --name h1 --backend kernel --tun mip6b1 \
-	--control "$WORK/h1.sock" --log-level warn ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/h1.pprof"} &
-PIDS+=($!); H1=$!
-for _ in $(seq 1 100); do
-	"$WORK/node" status --control "$WORK/h1.sock" --json 2>/dev/null | grep -q '"attached": true' && break
-	sleep 0.05
-done
-OURS=$(measure overlay 2001:db8:100::1 "$(pgrep -P "$R1" node || echo "$R1")" "$(pgrep -P "$H1" node || echo "$H1")")
+# udp NAME CLIENT-NS SERVER-NS SERVER LEN: offers UDP datagrams of LEN
+# payload bytes as fast as iperf3 sends for DUR seconds; prints
+# "name len sent_pps delivered_pps loss_pct".
+udp() {
+	local name=$1 cns=$2 sns=$3 srv=$4 len=$5
+	iperf_server "$sns" "$srv"
+	local out; out=$(ip netns exec "$cns" iperf3 -c "$srv" -p 5201 -u -b 0 -l "$len" -t "$DUR" -J)
+	echo "$out" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+s = r["end"]["sum"]
+secs = s["seconds"] or 1
+sent = s["packets"]
+lost = s["lost_packets"]
+print(sys.argv[1], sys.argv[2], round(sent / secs), round((sent - lost) / secs), round(100.0 * lost / max(sent, 1), 2))
+' "$name" "$len"
+}
+
+start_node() { # NS NAME TOPOLOGY TUN [ARGS...]: prints the node's pid
+	local ns=$1 name=$2 topo=$3 tun=$4; shift 4
+	ip netns exec "$ns" "$WORK/node" run --config "$topo" --name "$name" --backend kernel --tun "$tun" \
+		--control "$WORK/$name.sock" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
+	echo $!
+}
+wait_attached() { # NAME
+	for _ in $(seq 1 200); do
+		"$WORK/node" status --control "$WORK/$1.sock" --json 2>/dev/null | grep -q '"attached": true' && return 0
+		sleep 0.05
+	done
+	echo "bench-dataplane: $1 did not attach" >&2; cat "$WORK/$1.log" >&2; exit 1
+}
+child() { pgrep -P "$1" node || echo "$1"; }
+
+# --- 1. ours: router r1 (with its own stack) in A, host h1 in B ---
+TWO=$ROOT/examples/two-node.yaml
+R1=$(start_node "$A" r1 "$TWO" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1.pprof"})
+PIDS+=("$R1")
+H1=$(start_node "$B" h1 "$TWO" mip6b1 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/h1.pprof"})
+PIDS+=("$H1")
+wait_attached h1
+OURS=$(tcp overlay "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")
+OURS_U64=$(udp overlay "$B" "$A" 2001:db8:100::1 64)
+OURS_U1200=$(udp overlay "$B" "$A" 2001:db8:100::1 1200)
 kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
 PIDS=()
 
-# --- wireguard-go over the same veth ---
+# --- 1. wireguard-go over the same veth ---
 umask 077
 wg genkey >"$WORK/ka"; wg pubkey <"$WORK/ka" >"$WORK/pa"
 wg genkey >"$WORK/kb"; wg pubkey <"$WORK/kb" >"$WORK/pb"
@@ -123,21 +173,70 @@ ip -n "$A" link set wga up
 ip -n "$B" link set wgb up
 WGPIDS=$(for p in "${PIDS[@]}"; do pgrep -P "$p" wireguard || echo "$p"; done)
 # shellcheck disable=SC2086
-WG=$(measure wireguard-go fd00::1 $WGPIDS)
+WG=$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)
+WG_U64=$(udp wireguard-go "$B" "$A" fd00::1 64)
+WG_U1200=$(udp wireguard-go "$B" "$A" fd00::1 1200)
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+PIDS=()
 
+# --- 2. the line: h1 in B, r1 in A (no TUN), h2 in C ---
+ip -n "$A" link del veth0
+ip link add va netns "$A" type veth peer name va netns "$B"
+ip link add vc netns "$A" type veth peer name vc netns "$C"
+ip -n "$A" addr add 10.97.0.1/32 dev lo
+ip -n "$A" addr add 10.97.1.1/24 dev va
+ip -n "$A" addr add 10.97.2.1/24 dev vc
+ip -n "$B" addr add 10.97.1.2/24 dev va
+ip -n "$C" addr add 10.97.2.2/24 dev vc
+ip -n "$A" link set va up; ip -n "$A" link set vc up
+ip -n "$B" link set va up; ip -n "$C" link set vc up
+ip -n "$B" route add 10.97.0.1/32 via 10.97.1.1
+ip -n "$C" route add 10.97.0.1/32 via 10.97.2.1
+LINE=$ROOT/examples/line.yaml
+LR=$(start_node "$A" r1 "$LINE" unused); PIDS+=("$LR")
+LH1=$(start_node "$B" h1 "$LINE" mip6l1); PIDS+=("$LH1")
+LH2=$(start_node "$C" h2 "$LINE" mip6l2); PIDS+=("$LH2")
+wait_attached h1
+wait_attached h2
+H2ADDR=$("$WORK/node" status --control "$WORK/h2.sock" --json | sed -n 's/.*"address": "\(2001:[^"]*\)".*/\1/p' | head -1)
+rc0=$(cpu_ticks "$(child "$LR")")
+LINE_TCP=$(tcp line "$B" "$C" "$H2ADDR" "$(child "$LR")")
+LINE_U64=$(udp line "$B" "$C" "$H2ADDR" 64)
+LINE_U1200=$(udp line "$B" "$C" "$H2ADDR" 1200)
+rc1=$(cpu_ticks "$(child "$LR")")
+ROUTER_CPU=$(awk -v a="$rc0" -v b="$rc1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
+
+# --- report ---
 read -r _ og oc or <<<"$OURS"
 read -r _ wgg wc wr <<<"$WG"
-printf "\n%-14s %10s %12s %14s %10s\n" "data path" "Gbit/s" "CPU s" "Gbit per CPU s" "RTT ms"
+printf "\nTwo nodes, one veth (%s s each)\n" "$DUR"
+printf "%-14s %10s %12s %14s %10s\n" "TCP" "Gbit/s" "CPU s" "Gbit per CPU s" "RTT ms"
 for line in "$OURS" "$WG"; do
 	read -r n g c r <<<"$line"
 	printf "%-14s %10.2f %12.2f %14.2f %10.3f\n" "$n" "$g" "$c" "$(awk -v g="$g" -v c="$c" -v d="$DUR" 'BEGIN{print (c>0)? g*d/c : 0}')" "$r"
 done
+printf "%-14s %10s %14s %16s %8s\n" "UDP" "payload" "offered pkt/s" "delivered pkt/s" "loss %"
+for line in "$OURS_U64" "$WG_U64" "$OURS_U1200" "$WG_U1200"; do
+	read -r n l s d p <<<"$line"
+	printf "%-14s %10s %14s %16s %8s\n" "$n" "$l B" "$s" "$d" "$p"
+done
 RATIO_T=$(awk -v a="$og" -v b="$wgg" 'BEGIN{printf "%.2f", a/b}')
 RATIO_C=$(awk -v a="$og" -v ac="$oc" -v b="$wgg" -v bc="$wc" 'BEGIN{printf "%.2f", (a/ac)/(b/bc)}')
 RATIO_R=$(awk -v a="$or" -v b="$wr" 'BEGIN{printf "%.2f", a/b}')
+ratio_pps() { awk -v a="$(echo "$1" | awk '{print $4}')" -v b="$(echo "$2" | awk '{print $4}')" 'BEGIN{printf "%.2f", (b>0)? a/b : 0}'; }
+RATIO_U64=$(ratio_pps "$OURS_U64" "$WG_U64")
+RATIO_U1200=$(ratio_pps "$OURS_U1200" "$WG_U1200")
 echo
-echo "overlay / wireguard-go: throughput x$RATIO_T, throughput per CPU-second x$RATIO_C, RTT x$RATIO_R (${DUR} s single-stream TCP, one veth)"
+echo "overlay / wireguard-go: TCP throughput x$RATIO_T, per CPU-second x$RATIO_C, RTT x$RATIO_R;"
+echo "  UDP delivered packets/s x$RATIO_U64 (64 B), x$RATIO_U1200 (1200 B)"
+read -r _ lg _ lr <<<"$LINE_TCP"
+read -r _ _ _ l64 l64loss <<<"$LINE_U64"
+read -r _ _ _ l1200 l1200loss <<<"$LINE_U1200"
+printf "\nLine h1 - r1 - h2, the router without a TUN: TCP %.2f Gbit/s (RTT %s ms); UDP forwarded %s pkt/s at 64 B (loss %s %%), %s pkt/s at 1200 B (loss %s %%); the router used %s CPU s over the three runs\n" \
+	"$lg" "$lr" "$l64" "$l64loss" "$l1200" "$l1200loss" "$ROUTER_CPU"
 if [ -n "$JSON" ]; then
-	printf '{"duration_s":%s,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s}\n' \
-		"$DUR" "$og" "$oc" "$or" "$wgg" "$wc" "$wr" "$RATIO_T" "$RATIO_C" "$RATIO_R" >"$JSON"
+	u() { echo "$1" | awk '{printf "{\"offered_pps\":%s,\"delivered_pps\":%s,\"loss_pct\":%s}", $3, $4, $5}'; }
+	printf '{"duration_s":%s,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s,"ratio_udp64_pps":%s,"ratio_udp1200_pps":%s,"line":{"tcp_gbps":%s,"udp64":%s,"udp1200":%s,"router_cpu_s":%s}}\n' \
+		"$DUR" "$og" "$oc" "$or" "$(u "$OURS_U64")" "$(u "$OURS_U1200")" "$wgg" "$wc" "$wr" "$(u "$WG_U64")" "$(u "$WG_U1200")" \
+		"$RATIO_T" "$RATIO_C" "$RATIO_R" "$RATIO_U64" "$RATIO_U1200" "$lg" "$(u "$LINE_U64")" "$(u "$LINE_U1200")" "$ROUTER_CPU" >"$JSON"
 fi
