@@ -172,3 +172,5 @@ func homeBU(seq uint16, lifetime time.Duration, careOf netip.Addr, at time.Time)
 	}
 	return mh.BuildPacket(a, 64, bu, cred.authenticate(bu, at, careOf, hoa))
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
