@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/tun"
@@ -36,9 +37,11 @@ type Lab struct {
 	Nodes map[string]*node.Node
 	Names []string // in topology order
 
-	opts   Options
-	netems map[string]*overlay.Netem
-	spare  map[string]overlay.Bind // opened binds not yet owned by a node
+	opts      Options
+	netems    map[string]*overlay.Netem
+	spare     map[string]overlay.Bind // opened binds not yet owned by a node
+	endpoints map[string]netip.AddrPort
+	stores    map[string]mobility.StateStore // each node's state, kept across restarts
 }
 
 // openedBind hands out a Bind that was opened before the node was built, so
@@ -57,7 +60,8 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	l := &Lab{Topo: topo, Nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{}}
+	l := &Lab{Topo: topo, Nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{},
+		stores: map[string]mobility.StateStore{}}
 	binds := map[string]*openedBind{}
 	endpoints := map[string]netip.AddrPort{}
 	for _, nc := range topo.Nodes {
@@ -72,31 +76,17 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 		l.spare[nc.Name] = sb
 		endpoints[nc.Name] = ep
 	}
-	zero := uint16(0)
+	l.endpoints = endpoints
 	for i, nc := range topo.Nodes {
-		var b overlay.Bind = binds[nc.Name]
-		if !o.NoDelay {
-			ne := overlay.NewNetem(b, node.TopologyShape(topo, nc.Name, endpoints), o.Seed*1000+uint64(i))
-			l.netems[nc.Name] = ne
-			b = ne
-		}
-		n, err := node.New(topo, nc.Name, node.Options{
-			Backend: tun.BackendUserspace, Bind: b, Port: &zero, Endpoints: endpoints, Log: o.Log,
-		})
+		l.stores[nc.Name] = &mobility.MemoryStore{}
+		n, err := l.build(nc.Name, binds[nc.Name], uint64(i))
 		delete(l.spare, nc.Name)
 		if err != nil {
-			b.Close()
 			l.Close()
 			return nil, err
 		}
 		l.Nodes[nc.Name] = n
 		l.Names = append(l.Names, nc.Name)
-		if o.Setup != nil {
-			if err := o.Setup(n); err != nil {
-				l.Close()
-				return nil, err
-			}
-		}
 	}
 	// Routers first, so that hosts' first solicitations find them.
 	for _, pass := range []bool{true, false} {
@@ -121,6 +111,68 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 		}
 	}
 	return l, nil
+}
+
+// build makes node name on its opened underlay b.
+func (l *Lab) build(name string, b overlay.Bind, i uint64) (*node.Node, error) {
+	if !l.opts.NoDelay {
+		ne := overlay.NewNetem(b, node.TopologyShape(l.Topo, name, l.endpoints), l.opts.Seed*1000+i)
+		l.netems[name] = ne
+		b = ne
+	}
+	zero := uint16(0)
+	n, err := node.New(l.Topo, name, node.Options{
+		Backend: tun.BackendUserspace, Bind: b, Port: &zero, Endpoints: l.endpoints, Log: l.opts.Log,
+		State: l.stores[name], PoisonBuffers: true,
+	})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if l.opts.Setup != nil {
+		if err := l.opts.Setup(n); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Restart stops node name and starts it again on the same underlay port,
+// as a process restarted on the same machine would be: routers find their
+// state again (their state store survives, as a state file would). A host
+// attaches to its start link; pass keepState false to start a router
+// afresh, as on a new machine.
+func (l *Lab) Restart(ctx context.Context, name string, keepState bool) error {
+	old := l.Node(name)
+	port := old.Port()
+	old.Close()
+	if !keepState {
+		l.stores[name] = &mobility.MemoryStore{}
+	}
+	sb := overlay.NewStdBind()
+	fns, actual, err := sb.Open(port)
+	if err != nil {
+		return fmt.Errorf("lab: reopening %s's underlay port %d: %w", name, port, err)
+	}
+	var i uint64
+	for j, n := range l.Names {
+		if n == name {
+			i = uint64(j)
+		}
+	}
+	n, err := l.build(name, &openedBind{Bind: sb, fns: fns, port: actual}, i+1000)
+	if err != nil {
+		return err
+	}
+	l.Nodes[name] = n
+	if err := n.Start(false); err != nil {
+		return err
+	}
+	if n.Host != nil && n.Cfg.AutoAttach {
+		_, err = n.WaitAttached(ctx, n.Cfg.Start)
+	}
+	return err
 }
 
 // Node returns the node called name; it panics on a name the topology lacks,

@@ -114,7 +114,7 @@ func TestFig4PingAndTCPAcrossBackbone(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rtt, err := l.Userspace("mn1").Ping(ctx, netip.Addr{}, mn2, []byte("hello"))
+	rtt, err := l.Userspace("mn1").Ping(ctx, mn1, mn2, []byte("hello"))
 	if err != nil {
 		t.Fatalf("ping %s: %v", mn2, err)
 	}
@@ -154,7 +154,7 @@ func TestFig4PingAndTCPAcrossBackbone(t *testing.T) {
 		data[i] = byte(rng.Uint32())
 	}
 	want := sha256.Sum256(data)
-	c, err := l.Userspace("mn1").DialTCP(ctx, netip.AddrPortFrom(mn2, 5001))
+	c, err := l.Userspace("mn1").DialTCPFrom(ctx, mn1, netip.AddrPortFrom(mn2, 5001))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,13 @@ type ahPeer struct {
 	addr    netip.Addr
 	out, in auth.SA
 
-	mu     sync.Mutex
-	window auth.ReplayWindow
-	seq    uint32 // the last sequence number sent
+	mu       sync.Mutex
+	window   auth.ReplayWindow
+	seq      uint32 // the last sequence number sent
+	reserved uint32 // numbers up to this one may have been sent (saved)
+	// persist saves the engine's state, reservations included, before a
+	// number above the last reservation goes out; nil keeps nothing.
+	persist func()
 }
 
 // protect returns pkt with an Authentication Header under the next
@@ -29,8 +33,30 @@ func (p *ahPeer) protect(pkt []byte) ([]byte, error) {
 	p.mu.Lock()
 	p.seq++
 	seq := p.seq
+	reserve := seq > p.reserved && p.persist != nil
+	if reserve {
+		p.reserved = seq + ahSeqBlock
+	}
 	p.mu.Unlock()
+	if reserve {
+		p.persist()
+	}
 	return p.out.Protect(pkt, seq)
+}
+
+// resume continues after a restart above every number that may have been
+// sent before it.
+func (p *ahPeer) resume(reserved uint32) {
+	p.mu.Lock()
+	p.seq, p.reserved = reserved, reserved
+	p.mu.Unlock()
+}
+
+// reservation is what the state file keeps of the peer.
+func (p *ahPeer) reservation() uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reserved
 }
 
 // ahPeers finds the peer an AH-protected packet comes from.
@@ -46,6 +72,24 @@ func newAHPeers() ahPeers {
 func (ps ahPeers) add(p *ahPeer) {
 	ps.bySPI[p.in.SPI] = p
 	ps.byAddr[p.addr] = p
+}
+
+// reservations returns every peer's saved reservation, by address.
+func (ps ahPeers) reservations() map[netip.Addr]uint32 {
+	out := map[netip.Addr]uint32{}
+	for a, p := range ps.byAddr {
+		out[a] = p.reservation()
+	}
+	return out
+}
+
+// resume restores saved reservations and makes every peer save through
+// persist from now on.
+func (ps ahPeers) resume(saved map[netip.Addr]uint32, persist func()) {
+	for a, p := range ps.byAddr {
+		p.resume(saved[a])
+		p.persist = persist
+	}
 }
 
 // errAHWrongSender: the packet authenticated under an SA of a peer other

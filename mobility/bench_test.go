@@ -129,7 +129,7 @@ func benchHA2R(b *testing.B, clk clock.Clock, n int) (*HA2R, *overlay.Router) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	x := NewHA2R(r, NewSignals("ar", &metrics.Set{}, clk), HA2RConfig{})
+	x, _ := NewHA2R(r, NewSignals("ar", &metrics.Set{}, clk), HA2RConfig{})
 	key := make([]byte, 32)
 	for i := 0; i < n; i++ {
 		// Each anchored care-of address points at a care-of address under

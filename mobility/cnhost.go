@@ -13,8 +13,11 @@ import (
 // Return Routability, keeps bindings, sends route-optimised packets with a
 // type 2 routing header and accepts those with a Home Address option.
 type CorrespondentHost struct {
-	cn  *Correspondent
-	sig *Signals
+	h     AttachedHost
+	cn    *Correspondent
+	sig   *Signals
+	pmtu  *pathMTUs // of route-optimised paths to mobile nodes' care-of addresses
+	frags *fragments
 }
 
 // AttachedHost is a host that knows its current address: a fixed
@@ -29,7 +32,7 @@ func NewCorrespondentHost(h AttachedHost, sig *Signals, log *slog.Logger) *Corre
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &CorrespondentHost{sig: sig}
+	c := &CorrespondentHost{h: h, sig: sig, pmtu: newPathMTUs(h.Clock()), frags: newFragments(h.Clock(), sig)}
 	self := func() netip.Addr {
 		a, _ := h.Current()
 		return a.Address
@@ -49,10 +52,19 @@ func (c *CorrespondentHost) Correspondent() *Correspondent { return c.cn }
 // Close stops its timers.
 func (c *CorrespondentHost) Close() { c.cn.Close() }
 
-// Outbound sends packets to bound mobile nodes route-optimised.
+// Outbound sends packets to bound mobile nodes route-optimised, in
+// fragments when the routing header makes one too big for the path (this
+// host is the packet's source, so it may fragment it).
 func (c *CorrespondentHost) Outbound(p *overlay.Packet) overlay.Verdict {
-	c.cn.RouteTo(p)
-	return overlay.Continue
+	unfrag, nextOff, ok := c.cn.RouteTo(p)
+	if !ok {
+		return overlay.Continue
+	}
+	mtu := 1 << 16
+	if a, attached := c.h.Current(); attached && a.MTU > 0 {
+		mtu = a.MTU
+	}
+	return fitPath(p, c.pmtu.get(p.Header().Dst(), mtu), unfrag, nextOff, c.frags, c.sig, func(b []byte) { c.h.Send(b) })
 }
 
 // Inbound processes signalling and route-optimised packets.
@@ -71,9 +83,14 @@ func (c *CorrespondentHost) Inbound(p *overlay.Packet) overlay.Verdict {
 		}
 		return overlay.Consumed
 	}
-	if ch.Upper == ip6.ProtoICMPv6 && ch.UpperOff < len(d) && d[ch.UpperOff] == ip6.ICMPDstUnreach {
-		if quoted, ok := ip6.QuotedPacket(d[ch.UpperOff:]); ok {
-			c.cn.forgetUnreachable(quoted)
+	if ch.Upper == ip6.ProtoICMPv6 && ch.UpperOff < len(d) {
+		switch icmp := d[ch.UpperOff:]; icmp[0] {
+		case ip6.ICMPDstUnreach:
+			if quoted, ok := ip6.QuotedPacket(icmp); ok {
+				c.cn.forgetUnreachable(quoted)
+			}
+		case ip6.ICMPPacketTooBig:
+			learnRouteOptimisedMTU(icmp, c.pmtu)
 		}
 	}
 	if ch.N == 0 {

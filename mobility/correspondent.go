@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
-	"github.com/ha2r/mip6testbed/ip6"
+
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 	"github.com/ha2r/mip6testbed/overlay"
@@ -44,6 +44,7 @@ type Correspondent struct {
 	nonceAt   time.Time
 	refreshed map[netip.Addr]time.Time // when a BRR was last sent per binding
 	stop      chan struct{}
+	closeOnce sync.Once
 }
 
 type nonce struct {
@@ -68,7 +69,7 @@ func NewCorrespondent(clk clock.Clock, sig *Signals, log *slog.Logger, self func
 }
 
 // Close stops the correspondent's timers.
-func (c *Correspondent) Close() { close(c.stop) }
+func (c *Correspondent) Close() { c.closeOnce.Do(func() { close(c.stop) }) }
 
 // Bindings returns the correspondent's binding cache.
 func (c *Correspondent) Bindings() *BindingCache { return c.cache }
@@ -142,14 +143,20 @@ func (c *Correspondent) answerTest(t mh.Type, to netip.Addr, cookie [8]byte, car
 
 // handleBU processes a route-optimisation Binding Update (RFC 6275 9.5.1).
 //
-// Reactions: a BU without a Home Address option, nonce indices or a valid
-// authenticator is dropped silently (counted); expired nonce indices get
+// Reactions: a BU without nonce indices or a valid authenticator is
+// dropped silently (counted); expired nonce indices get
 // status 136, 137 or 138 unauthenticated, as the key cannot be rebuilt; a
 // sequence number that is not newer than the binding's gets 135.
 func (c *Correspondent) handleBU(info mh.PacketInfo, m *mh.Message) {
 	o := &m.Options
+	// The home address is in the Home Address option, or the source when
+	// there is none (RFC 6275 9.5.1): a mobile node back home deregisters
+	// from its home address.
 	home := info.HomeAddress
-	if !home.IsValid() || !o.Has(mh.OptNonceIndices) || !o.Has(mh.OptBAD) {
+	if !home.IsValid() {
+		home = info.Src
+	}
+	if !o.Has(mh.OptNonceIndices) || !o.Has(mh.OptBAD) {
 		c.sig.Drop(DropBUIncomplete)
 		return
 	}
@@ -243,19 +250,21 @@ func (c *Correspondent) CheckHomeAddress(pkt []byte, home, careOf netip.Addr) bo
 
 // RouteTo rewrites an outgoing packet to a mobile node with a binding here:
 // its destination becomes the care-of address and a type 2 routing header
-// carries the home address. It reports whether it did.
-func (c *Correspondent) RouteTo(p *overlay.Packet) bool {
-	dst := ip6.Header(p.Data()).Dst()
-	coa, ok := c.cache.Lookup(dst)
-	if !ok {
-		return false
+// carries the home address. It reports whether it did, and where the
+// routing header ends (the packet's unfragmentable part) with the offset of
+// the Next Header byte naming what follows it.
+func (c *Correspondent) RouteTo(p *overlay.Packet) (unfrag, nextOff int, ok bool) {
+	dst := p.Header().Dst()
+	coa, bound := c.cache.Lookup(dst)
+	if !bound {
+		return 0, 0, false
 	}
-	if !routeOptimise(p, netip.Addr{}, coa) {
-		return false
+	if unfrag, nextOff, ok = routeOptimise(p, netip.Addr{}, coa); !ok {
+		return 0, 0, false
 	}
 	c.cache.Touch(dst)
 	c.sig.roOut.Add(1)
-	return true
+	return unfrag, nextOff, true
 }
 
 // PeerCareOf returns the care-of address of a mobile node bound here.

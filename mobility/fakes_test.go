@@ -128,17 +128,21 @@ func (r *fakeRouter) ForgetNeighbour(a netip.Addr) {
 // fakeHost is a HostPort that records what the engine sends.
 type fakeHost struct {
 	outbox
-	name     string
-	clk      *clock.Fake
-	dev      tun.Device
-	hook     overlay.HostHook
-	onAttach []func(overlay.Attachment)
+	delivered outbox // what the engine handed the host's own stack
+	announced []netip.Addr
+	name      string
+	clk       *clock.Fake
+	dev       tun.Device
+	hook      overlay.HostHook
+	onAttach  []func(overlay.Attachment)
 }
 
 func (h *fakeHost) Name() string                        { return h.name }
 func (h *fakeHost) Clock() clock.Clock                  { return h.clk }
 func (h *fakeHost) Device() tun.Device                  { return h.dev }
 func (h *fakeHost) Send(pkt []byte) bool                { h.add(pkt); return true }
+func (h *fakeHost) Announce(a netip.Addr)               { h.announced = append(h.announced, a) }
+func (h *fakeHost) Deliver(pkt []byte)                  { h.delivered.add(pkt) }
 func (h *fakeHost) SetHook(k overlay.HostHook)          { h.hook = k }
 func (h *fakeHost) OnAttach(f func(overlay.Attachment)) { h.onAttach = append(h.onAttach, f) }
 func (h *fakeHost) Current() (overlay.Attachment, bool) { return overlay.Attachment{}, false }

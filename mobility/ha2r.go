@@ -30,7 +30,16 @@ type HA2RConfig struct {
 	MaxAnchors int
 	// PendingTimeout forgets relayed requests the home agent never answered.
 	PendingTimeout time.Duration
-	Log            *slog.Logger
+	// State keeps the anchors (with their keys) and the AH sequence numbers
+	// across restarts (nil: nothing is kept).
+	State StateStore
+	Log   *slog.Logger
+}
+
+// ha2rState is what an HA2R saves.
+type ha2rState struct {
+	Anchors []savedBinding        `json:"anchors"`
+	AHSeq   map[netip.Addr]uint32 `json:"ah_sequence"` // by home agent
 }
 
 // HA2R is the paper's access router that acts as home agent for the care-of
@@ -47,6 +56,7 @@ type HA2R struct {
 	log     *slog.Logger
 	sig     *Signals
 	errs    *errorReplies
+	tunnel  *tunnelEntry
 	anchors *BindingCache // anchored care-of address -> where the node is now
 	ah      ahPeers
 	seal    map[netip.Addr][]byte // home agent -> its seal secret
@@ -55,8 +65,10 @@ type HA2R struct {
 	pending map[netip.Addr]pendingAuth // by care-of address
 	// released remembers anchors released lately, so that a retransmitted
 	// release (its acknowledgement lost) is acknowledged again.
-	released map[netip.Addr]releasedAnchor
-	stop     chan struct{}
+	released  map[netip.Addr]releasedAnchor
+	stop      chan struct{}
+	closeOnce sync.Once
+	state     *persister
 }
 
 // releasedAnchor is what the HA2R keeps of a released anchor for
@@ -80,8 +92,9 @@ type pendingAuth struct {
 	at   time.Time
 }
 
-// NewHA2R installs an HA2R on r.
-func NewHA2R(r RouterPort, sig *Signals, cfg HA2RConfig) *HA2R {
+// NewHA2R installs an HA2R on r; it fails only when saved state cannot be
+// read.
+func NewHA2R(r RouterPort, sig *Signals, cfg HA2RConfig) (*HA2R, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -92,24 +105,48 @@ func NewHA2R(r RouterPort, sig *Signals, cfg HA2RConfig) *HA2R {
 		anchors: NewBindingCache(r.Clock(), cfg.MaxAnchors), ah: newAHPeers(), seal: map[netip.Addr][]byte{},
 		pending: map[netip.Addr]pendingAuth{}, released: map[netip.Addr]releasedAnchor{}, stop: make(chan struct{})}
 	x.errs = newErrorReplies(r.Address, r.Send, x.clk, sig)
+	x.tunnel = newTunnelEntry(r, sig)
 	for _, p := range cfg.HomeAgents {
 		x.ah.add(&ahPeer{addr: p.Address, in: p.In, out: p.Out})
 		x.seal[p.Address] = p.SealSecret
 	}
+	if cfg.State != nil {
+		var st ha2rState
+		if err := loadState(cfg.State, &st); err != nil {
+			return nil, err
+		}
+		x.state = &persister{store: cfg.State, snap: x.snapshot, onErr: func(err error) { x.log.Error("saving state", "err", err) }}
+		if n := restoreBindings(x.anchors, st.Anchors); n > 0 {
+			x.sig.Add("ha2r.anchor.restored", uint64(n))
+			x.log.Info("anchors restored", "count", n)
+		}
+		x.ah.resume(st.AHSeq, x.state.now)
+	}
 	x.anchors.OnExpire = func(b Binding) {
 		x.sig.Add("ha2r.anchor.expired", 1)
+		x.state.changed()
 		x.log.Info("anchor expired", "care_of", b.Home, "at", b.CareOf)
 	}
 	every(x.clk, time.Second, x.stop, func() {
 		x.anchors.Sweep()
 		x.expirePending()
+		x.state.flush()
 	})
 	r.SetHook(x)
-	return x
+	return x, nil
 }
 
-// Close stops the HA2R's timers.
-func (x *HA2R) Close() { close(x.stop) }
+func (x *HA2R) snapshot() any {
+	return ha2rState{Anchors: saveBindings(x.anchors), AHSeq: x.ah.reservations()}
+}
+
+// Close stops the HA2R's timers and saves its state.
+func (x *HA2R) Close() {
+	x.closeOnce.Do(func() {
+		close(x.stop)
+		x.state.now()
+	})
+}
 
 // Anchors returns the anchor table: care-of addresses this router handed
 // out and authorised (Home) and where their node is now (CareOf).
@@ -123,7 +160,7 @@ func (x *HA2R) Forward(p *overlay.Packet) overlay.Verdict {
 	if !ok || now == dst {
 		return overlay.Continue
 	}
-	return tunnelTo(p, x.r, x.sig, x.addr, now)
+	return x.tunnel.forward(p, now)
 }
 
 // Local handles what is addressed to the HA2R.
@@ -131,6 +168,9 @@ func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict 
 	c, err := p.Chain()
 	if err != nil {
 		return overlay.Continue
+	}
+	if v, done := x.tunnel.exit(p, c); done {
+		return v
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
@@ -261,6 +301,7 @@ func (x *HA2R) fromHomeAgent(pkt []byte) {
 			return
 		}
 		x.sig.Add("ha2r.anchor.created", 1)
+		x.state.changed()
 		x.log.Debug("anchor", "care_of", coa, "home", pend.home, "lifetime", lifetime)
 	}
 	out := relayMH(info.MH, x.addr, coa)
@@ -307,9 +348,11 @@ func (x *HA2R) anchorUpdate(info mh.PacketInfo, m *mh.Message) {
 		x.released[anchored] = releasedAnchor{key: b.Key, seq: m.Sequence, until: x.clk.Now().Add(releaseMemory)}
 		x.mu.Unlock()
 		x.sig.Add("ha2r.anchor.released", 1)
+		x.state.changed()
 		x.log.Debug("anchor released", "care_of", anchored)
 	} else {
 		x.anchors.Put(Binding{Home: anchored, CareOf: coa, Seq: m.Sequence, Key: b.Key, Peer: b.Peer}, lifetime)
+		x.state.changed()
 		if coa != anchored {
 			x.r.ForgetNeighbour(anchored) // the node left the link
 			x.sig.Add("ha2r.anchor.moved", 1)

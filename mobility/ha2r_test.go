@@ -39,7 +39,7 @@ func newPaperRig(t *testing.T) *paperRig {
 	}{{"ar1", arAddr, link1}, {"ar2", ar2, link2}} {
 		r := newFakeRouter(ar.name, ar.addr, g.clk, ar.l)
 		sig := newSignals(ar.name, g.clk)
-		x := NewHA2R(r, sig, HA2RConfig{Log: quiet, HomeAgents: []HAPeer{{Name: "ha", Address: haAddr,
+		x, _ := NewHA2R(r, sig, HA2RConfig{Log: quiet, HomeAgents: []HAPeer{{Name: "ha", Address: haAddr,
 			Out: auth.DeriveHA2RSA(seed, "ha", ar.name, true), In: auth.DeriveHA2RSA(seed, "ha", ar.name, false),
 			SealSecret: auth.DeriveHA2RSecret(seed, "ha", ar.name)}}})
 		t.Cleanup(x.Close)
@@ -257,5 +257,46 @@ func TestAnchorRefresh(t *testing.T) {
 	}
 	if b, _ := g.x1.Anchors().Get(careOf1); b.CareOf != careOf2 || b.Expires.Sub(g.clk.Now()) < 400*time.Second {
 		t.Errorf("ar1's anchor after the refresh: %+v", b)
+	}
+}
+
+// A home agent restarted with its state store continues where it left off:
+// its bindings are back, and its AH sequence numbers continue above what
+// the HA2R's replay window has seen, so the first MN Authentication after
+// the restart goes through at once.
+func TestHomeAgentRestartKeepsState(t *testing.T) {
+	g := newPaperRig(t)
+	store := &MemoryStore{}
+	restart := func() {
+		g.ha.ha.Close()
+		ha, err := NewHomeAgent(g.ha.r, g.ha.sig, HomeAgentConfig{Log: quiet, HA2Rs: g.ha.ha.cfg.HA2Rs, State: store,
+			MobileNodes: []MNCredential{{Name: "mn", Home: hoa, SPI: mnSPI, Key: mnKey}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ha.Close)
+		g.ha.ha = ha
+	}
+	restart() // from here on with a store
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.pump(t)
+	if counter(g.sig, "mnauth.completed") != 1 {
+		t.Fatal("no authentication before the restart")
+	}
+	restart()
+	if _, ok := g.ha.ha.Bindings().Lookup(hoa); !ok {
+		t.Fatal("the home binding did not survive the restart")
+	}
+	// Back at ar1, which has seen the home agent's replies before.
+	for _, at := range []overlay.Attachment{attachment("ar2", ar2P, careOf2), attachment("ar1", arP, careOf1)} {
+		g.clk.Advance(time.Second) // a fresh RFC 4285 timestamp
+		g.h.attach(at)
+		g.pump(t)
+	}
+	if n := counter(g.sig, "mnauth.completed"); n != 3 {
+		t.Errorf("%d authentications completed, want 3 (ar1: %v)", n, g.sig1.Metrics().Snapshot())
+	}
+	if n := dropped(g.sig1, DropMNAuthAHReplay); n != 0 {
+		t.Errorf("ar1 refused %d replies of the restarted home agent as replays", n)
 	}
 }

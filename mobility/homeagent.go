@@ -53,7 +53,18 @@ type HomeAgentConfig struct {
 	HA2Rs []HA2RPeer
 	// Rand supplies MN-HA2R keys and seal nonces (crypto/rand by default).
 	Rand interface{ Read([]byte) (int, error) }
-	Log  *slog.Logger
+	// State keeps the bindings, the RFC 4285 replay timestamps and the AH
+	// sequence numbers across restarts (nil: nothing is kept, and a
+	// restart loses every binding until its mobile node refreshes it).
+	State StateStore
+	Log   *slog.Logger
+}
+
+// haState is what a home agent saves.
+type haState struct {
+	Bindings []savedBinding                  `json:"bindings"`
+	Replay   map[uint32][numMNHAKinds]uint64 `json:"replay_timestamps"` // by SPI
+	AHSeq    map[netip.Addr]uint32           `json:"ah_sequence"`       // by HA2R
 }
 
 // HomeAgent is the home agent of RFC 6275 on a router: home registration
@@ -62,21 +73,24 @@ type HomeAgentConfig struct {
 // addresses. With HA2Rs configured it also authenticates mobile nodes to
 // those access routers (mnauth.go).
 type HomeAgent struct {
-	cfg   HomeAgentConfig
-	r     RouterPort
-	addr  netip.Addr
-	clk   clock.Clock
-	log   *slog.Logger
-	sig   *Signals
-	errs  *errorReplies
-	cache *BindingCache
-	home  []netip.Prefix // prefixes of the home links served
+	cfg    HomeAgentConfig
+	r      RouterPort
+	addr   netip.Addr
+	clk    clock.Clock
+	log    *slog.Logger
+	sig    *Signals
+	errs   *errorReplies
+	tunnel *tunnelEntry
+	cache  *BindingCache
+	home   []netip.Prefix // prefixes of the home links served
 
 	mu     sync.Mutex
 	bySPI  map[uint32]*mnRecord
 	mnauth *haMNAuth
+	state  *persister
 
-	stop chan struct{}
+	stop      chan struct{}
+	closeOnce sync.Once
 }
 
 // mnRecord is a mobile node the home agent serves.
@@ -119,6 +133,7 @@ func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, 
 		stop: make(chan struct{}),
 	}
 	ha.errs = newErrorReplies(r.Address, r.Send, ha.clk, sig)
+	ha.tunnel = newTunnelEntry(r, sig)
 	for _, l := range r.Links() {
 		ha.home = append(ha.home, l.Prefix)
 	}
@@ -131,17 +146,72 @@ func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, 
 	if len(cfg.HA2Rs) > 0 {
 		ha.mnauth = newHAMNAuth(ha, cfg.HA2Rs)
 	}
+	if err := ha.restore(); err != nil {
+		return nil, err
+	}
 	ha.cache.OnExpire = func(b Binding) {
 		ha.sig.Add("ha.binding.expired", 1)
+		ha.state.changed()
 		ha.log.Info("home binding expired", "home", b.Home, "care_of", b.CareOf)
 	}
-	every(ha.clk, time.Second, ha.stop, ha.cache.Sweep)
+	every(ha.clk, time.Second, ha.stop, func() {
+		ha.cache.Sweep()
+		ha.state.flush()
+	})
 	r.SetHook(ha)
 	return ha, nil
 }
 
-// Close stops the home agent's timers.
-func (ha *HomeAgent) Close() { close(ha.stop) }
+// restore takes up the state a previous run saved, and saves from now on.
+func (ha *HomeAgent) restore() error {
+	if ha.cfg.State == nil {
+		return nil
+	}
+	var st haState
+	if err := loadState(ha.cfg.State, &st); err != nil {
+		return err
+	}
+	ha.state = &persister{store: ha.cfg.State, snap: ha.snapshot, onErr: func(err error) {
+		ha.log.Error("saving state", "err", err)
+	}}
+	n := restoreBindings(ha.cache, st.Bindings)
+	for spi, ts := range st.Replay {
+		if rec := ha.bySPI[spi]; rec != nil {
+			rec.lastTS = ts
+		}
+	}
+	if ha.mnauth != nil {
+		ha.mnauth.ah.resume(st.AHSeq, ha.state.now)
+	}
+	if n > 0 {
+		ha.sig.Add("ha.binding.restored", uint64(n))
+		ha.log.Info("bindings restored", "count", n)
+	}
+	return nil
+}
+
+func (ha *HomeAgent) snapshot() any {
+	st := haState{Bindings: saveBindings(ha.cache), Replay: map[uint32][numMNHAKinds]uint64{}}
+	ha.mu.Lock()
+	for spi, rec := range ha.bySPI {
+		if rec.lastTS != [numMNHAKinds]uint64{} {
+			st.Replay[spi] = rec.lastTS
+		}
+	}
+	ha.mu.Unlock()
+	if ha.mnauth != nil {
+		st.AHSeq = ha.mnauth.ah.reservations()
+	}
+	return st
+}
+
+// Close stops the home agent's timers and saves its state.
+func (ha *HomeAgent) Close() {
+	ha.closeOnce.Do(func() {
+		close(ha.stop)
+		ha.state.now()
+	})
+}
 
 // Bindings returns the binding cache.
 func (ha *HomeAgent) Bindings() *BindingCache { return ha.cache }
@@ -163,7 +233,7 @@ func (ha *HomeAgent) Forward(p *overlay.Packet) overlay.Verdict {
 	if !ok {
 		return overlay.Continue
 	}
-	return tunnelTo(p, ha.r, ha.sig, ha.addr, coa)
+	return ha.tunnel.forward(p, coa)
 }
 
 // Local handles what is addressed to the home agent: Mobility Header
@@ -172,6 +242,9 @@ func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Ve
 	c, err := p.Chain()
 	if err != nil {
 		return overlay.Continue
+	}
+	if v, done := ha.tunnel.exit(p, c); done {
+		return v
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
@@ -274,6 +347,7 @@ func (ha *HomeAgent) homeRegistration(info mh.PacketInfo, m *mh.Message) {
 		// Deregistration (RFC 6275 10.3.2): the mobile node is home.
 		if _, had := ha.cache.Delete(home); had {
 			ha.sig.Add("ha.binding.deleted", 1)
+			ha.state.changed()
 		}
 		ha.log.Info("home binding deleted", "home", home)
 		reply(mh.StatusAccepted, m.Sequence, 0)
@@ -285,6 +359,7 @@ func (ha *HomeAgent) homeRegistration(info mh.PacketInfo, m *mh.Message) {
 	}
 	ha.r.ForgetNeighbour(home) // from now on its packets are tunnelled, not sent on the home link
 	ha.sig.Add("ha.binding.updated", 1)
+	ha.state.changed()
 	ha.log.Debug("home binding", "home", home, "care_of", coa, "lifetime", lifetime)
 	reply(mh.StatusAccepted, m.Sequence, lifetime)
 }
@@ -315,5 +390,6 @@ func (ha *HomeAgent) fresh(rec *mnRecord, o *mh.Options, kind mnhaKind) bool {
 		return false
 	}
 	rec.lastTS[kind] = o.Timestamp
+	ha.state.changed()
 	return true
 }

@@ -30,7 +30,8 @@ type anchorSet struct {
 	send     func([]byte) bool // to the current router, as it is
 	ha2r     map[string]bool   // access links whose routers are HA2Rs
 	idle     time.Duration
-	lazy     bool // MN Authentication on the first session, not on attach
+	lazy     bool   // MN Authentication on the first session, not on attach
+	onReady  func() // the current care-of address was authenticated
 
 	mu      sync.Mutex
 	anchors map[netip.Addr]*anchorRec // by care-of address
@@ -51,6 +52,9 @@ type anchorView struct {
 	ha2rs     map[netip.Addr]bool          // HA2Rs we accept tunnels from
 	active    map[netip.Addr]*atomic.Int64 // last traffic per care-of address
 	ready     map[netip.Addr]bool          // care-of addresses authenticated at their HA2R
+	// lazyPending: the current address's authentication waits for the
+	// first session.
+	lazyPending bool
 }
 
 type anchorState uint8
@@ -131,6 +135,9 @@ func (s *anchorSet) publish() {
 	for _, a := range s.releasing {
 		v.ha2rs[a.ha2r] = true // its acknowledgement is still to come
 	}
+	if a := s.anchors[s.cur]; a != nil && a.state == anchorAuthPending && !a.rt.pending() {
+		v.lazyPending = true
+	}
 	s.view.Store(v)
 }
 
@@ -165,19 +172,13 @@ func (s *anchorSet) moved(cur overlay.Attachment) {
 			s.bind(a, a.lifetimeOr())
 		}
 	}
-	if s.dev != nil && cur.Address.IsValid() && !s.prefix.Contains(cur.Address) {
-		s.dev.AddAddress(netip.PrefixFrom(cur.Address, 128), true)
-		for coa := range s.anchors {
-			if coa != cur.Address {
-				s.dev.SetPreferred(coa, false)
-			}
-		}
-		if prev.IsValid() && prev != cur.Address && s.anchors[prev] == nil {
-			s.dropAddress(prev) // no anchor to keep it alive
-		}
-	}
+	s.addresses(prev, cur.Address)
 	if s.ha2r[cur.Link.Name] && !s.prefix.Contains(cur.Address) {
-		a := &anchorRec{coa: cur.Address, link: cur.Link.Name, routerLL: cur.RouterLL, rt: newRetransmitter(s.clk, InitialBindackTimeout, maxAnchorSends)}
+		if old := s.anchors[cur.Address]; old != nil {
+			old.rt.reset() // an unfinished authentication here: start afresh
+		}
+		a := &anchorRec{coa: cur.Address, link: cur.Link.Name, routerLL: cur.RouterLL,
+			rt: newRetransmitter(s.clk, InitialBindackTimeout, maxAnchorSends)}
 		a.lastActive.Store(now.UnixNano())
 		s.anchors[cur.Address] = a
 		if !s.lazy {
@@ -186,6 +187,42 @@ func (s *anchorSet) moved(cur overlay.Attachment) {
 		}
 	}
 	s.publish()
+}
+
+// addresses keeps the device's addresses in step with a move from prev to
+// cur. New sessions use the care-of address only once the node is
+// authenticated at the HA2R that handed it out (the paper's order of
+// steps 2 and 3): until then, on a router that is no HA2R, and at home, the
+// home address is the preferred one. Older care-of addresses stay on the
+// device, not preferred, while an anchor keeps them alive.
+func (s *anchorSet) addresses(prev, cur netip.Addr) {
+	if s.dev == nil || !cur.IsValid() {
+		return
+	}
+	if !s.prefix.Contains(cur) {
+		s.dev.AddAddress(netip.PrefixFrom(cur, 128), false)
+	}
+	s.dev.SetPreferred(s.home, true)
+	for coa := range s.anchors {
+		if coa != cur {
+			s.dev.SetPreferred(coa, false)
+		}
+	}
+	if prev.IsValid() && prev != cur && s.anchors[prev] == nil {
+		s.dropAddress(prev) // no anchor to keep it alive
+	}
+}
+
+// preferCareOf makes the current care-of address the source of new
+// sessions once it is authenticated. Call with mu held.
+func (s *anchorSet) preferCareOf(coa netip.Addr) {
+	if s.dev != nil {
+		s.dev.SetPreferred(coa, true)
+		s.dev.SetPreferred(s.home, false)
+	}
+	if s.onReady != nil {
+		s.onReady()
+	}
 }
 
 func (a *anchorRec) lifetimeOr() time.Duration {
@@ -288,13 +325,18 @@ func (s *anchorSet) authReply(info mh.PacketInfo, m *mh.Message) {
 	a.rt.reset()
 	s.sig.Add("mnauth.completed", 1)
 	s.publish()
+	if a.coa == s.cur {
+		s.preferCareOf(a.coa)
+	}
 }
 
 // bind points anchor a's care-of address at the current one at its HA2R
 // (or refreshes a local one), authorised with the MN-HA2R key in place of
-// Kbm. Call with mu held.
+// Kbm. At home the current address is the home address: the HA2R then
+// tunnels to it, and sessions on old care-of addresses go on from home.
+// Call with mu held.
 func (s *anchorSet) bind(a *anchorRec, lifetime time.Duration) {
-	if !s.cur.IsValid() || s.prefix.Contains(s.cur) {
+	if !s.cur.IsValid() {
 		return
 	}
 	a.seq++
@@ -314,7 +356,7 @@ func (s *anchorSet) release(a *anchorRec) {
 		s.dropAddress(a.coa)
 	}
 	s.sig.Add("anchor.released", 1)
-	if !s.cur.IsValid() || s.prefix.Contains(s.cur) {
+	if !s.cur.IsValid() {
 		return // nowhere to send from: the anchor lapses at its HA2R
 	}
 	if old := s.releasing[a.coa]; old != nil {
@@ -416,41 +458,35 @@ func (s *anchorSet) upkeep() {
 	}
 }
 
-// outboundCareOf handles a packet from a care-of address: the current one
-// goes out directly; an older one that its HA2R anchors is tunnelled to
-// that HA2R so the session keeps its address.
-func (s *anchorSet) outboundCareOf(p *overlay.Packet, src, cur netip.Addr) overlay.Verdict {
+// careOfRoute decides a packet from a care-of address src when the node is
+// at cur: the current one goes out directly; an older one that its HA2R
+// anchors is tunnelled to that HA2R so the session keeps its address; any
+// other is dropped.
+func (s *anchorSet) careOfRoute(src, cur netip.Addr) (netip.Addr, bool) {
 	v := s.view.Load()
 	if act := v.active[src]; act != nil {
 		act.Store(s.clk.Now().UnixNano())
 	}
 	if src == cur {
-		if s.lazy {
-			s.authOnFirstSession(src)
-		}
-		return overlay.Continue
+		s.firstSession()
+		return netip.Addr{}, true
 	}
 	ha2r, ok := v.tunnelled[src]
-	if !ok {
-		s.sig.Drop(DropAnchorNotReady)
-		return overlay.Consumed
-	}
-	if !encapsulate(p, cur, ha2r) {
-		s.sig.Drop(DropTunnelNoRoom)
-		return overlay.Consumed
-	}
-	s.sig.anchorEncap.Add(1)
-	return overlay.Continue
+	return ha2r, ok
 }
 
-// authOnFirstSession starts the MN Authentication when the first session
-// uses the care-of address (the option of delaying it).
-func (s *anchorSet) authOnFirstSession(coa netip.Addr) {
+// firstSession starts the MN Authentication that was put off until the
+// node's first session after attaching (mn_auth: first_session).
+func (s *anchorSet) firstSession() {
+	if !s.lazy || !s.view.Load().lazyPending {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a := s.anchors[coa]; a != nil && a.state == anchorAuthPending && !a.rt.pending() {
+	if a := s.anchors[s.cur]; a != nil && a.state == anchorAuthPending && !a.rt.pending() {
 		s.seq++
 		s.authenticate(a)
+		s.publish()
 	}
 }
 

@@ -20,6 +20,7 @@ type homeRegistration struct {
 	sig      *Signals
 	log      *slog.Logger
 	send     func([]byte) bool // to the current router, as it is
+	announce func(netip.Addr)  // an unsolicited NA on the current link
 	home     netip.Addr
 	prefix   netip.Prefix
 	ha       netip.Addr
@@ -36,8 +37,8 @@ type homeRegistration struct {
 	closed  bool
 }
 
-func newHomeRegistration(clk clock.Clock, sig *Signals, log *slog.Logger, send func([]byte) bool, cfg *MobileNodeConfig, seq uint16) *homeRegistration {
-	return &homeRegistration{clk: clk, sig: sig, log: log, send: send, home: cfg.Home, prefix: cfg.HomePrefix, ha: cfg.HomeAgent,
+func newHomeRegistration(clk clock.Clock, sig *Signals, log *slog.Logger, h HostPort, cfg *MobileNodeConfig, seq uint16) *homeRegistration {
+	return &homeRegistration{clk: clk, sig: sig, log: log, send: h.Send, announce: h.Announce, home: cfg.Home, prefix: cfg.HomePrefix, ha: cfg.HomeAgent,
 		cred: mnhaCredential{spi: cfg.SPI, key: cfg.Key}, lifetime: cfg.HomeLifetime, seq: seq,
 		rt: newRetransmitter(clk, InitialHomeBindack, 0)}
 }
@@ -132,6 +133,11 @@ func (h *homeRegistration) ack(info mh.PacketInfo, m *mh.Message) {
 	h.rt.initial = InitialBindackTimeout // INITIAL_BINDACK_TIMEOUT_FIRSTREG only for the first
 	lifetime := m.LifetimeDuration()
 	h.expires = h.clk.Now().Add(lifetime)
+	if h.atHome(h.coa) {
+		// The home agent stopped defending the home address on the home
+		// link: say where it is now (RFC 6275 11.5.4).
+		h.announce(h.home)
+	}
 	if lifetime > 0 {
 		h.refresh.at(h.clk, refreshAfter(lifetime), func(gen uint64) {
 			h.mu.Lock()

@@ -41,9 +41,10 @@ type rrView struct {
 type roState uint8
 
 const (
-	roTesting roState = iota // HoTI/CoTI sent, waiting for HoT/CoT
-	roBUSent                 // BU sent, waiting for its BA
-	roBound                  // the peer holds our binding: route-optimised
+	roTesting       roState = iota // HoTI/CoTI sent, waiting for HoT/CoT
+	roBUSent                       // BU sent, waiting for its BA
+	roBound                        // the peer holds our binding: route-optimised
+	roDeregistering                // home again: HoTI or a BU of lifetime 0 sent
 )
 
 // roEntry is a binding update list entry for a correspondent.
@@ -105,9 +106,8 @@ func (rr *returnRoutability) start(peer netip.Addr) {
 }
 
 // moved re-runs the tests of every entry after a move (11.7.2); a home
-// keygen token that is still fresh is reused (5.2.7). At home, route
-// optimisation ends (the entries go; deregistration at correspondents is
-// the home-return rule).
+// keygen token that is still fresh is reused (5.2.7). At home, every peer
+// that may hold our binding is deregistered (11.5.4).
 func (rr *returnRoutability) moved() {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
@@ -122,7 +122,11 @@ func (rr *returnRoutability) rerun(e *roEntry) {
 	e.rt.reset()
 	e.refresh.stop()
 	coa, atHome := rr.careOf()
-	if !coa.IsValid() || atHome {
+	switch {
+	case atHome && (e.state == roBound || e.state == roBUSent || e.state == roDeregistering):
+		rr.deregister(e)
+		return
+	case !coa.IsValid() || atHome:
 		delete(rr.peers, e.peer)
 		return
 	}
@@ -134,8 +138,26 @@ func (rr *returnRoutability) rerun(e *roEntry) {
 	rr.sendTests(e)
 }
 
+// deregister removes our binding at a peer once home (RFC 6275 11.5.4): a
+// Binding Update of lifetime 0 from the home address, keyed with the home
+// keygen token alone (5.2.5), after a fresh Home Test if the token is
+// older than MAX_TOKEN_LIFETIME. Call with mu held.
+func (rr *returnRoutability) deregister(e *roEntry) {
+	e.state = roDeregistering
+	e.haveCoA = false
+	if e.haveHome && rr.clk.Now().Sub(e.homeAt) <= MaxTokenLifetime {
+		e.kbm = auth.Kbm(e.homeTok, [auth.TokenLen]byte{}, true)
+		e.seq++
+		rr.sendBU(e)
+		return
+	}
+	e.haveHome = false
+	rr.sendTests(e)
+}
+
 // sendTests sends the HoTI (through the home agent) and the CoTI (directly)
-// that are still needed, and arms the retransmission timer. Call with mu.
+// that are still needed, and arms the retransmission timer; deregistering,
+// only the HoTI. Call with mu.
 func (rr *returnRoutability) sendTests(e *roEntry) {
 	if !e.haveHome {
 		rand.Read(e.homeCookie[:])
@@ -144,7 +166,7 @@ func (rr *returnRoutability) sendTests(e *roEntry) {
 		rr.sig.Sent("HoTI", pkt)
 		rr.output(pkt) // from the home address: reverse-tunnelled
 	}
-	if !e.haveCoA {
+	if !e.haveCoA && e.state != roDeregistering {
 		rand.Read(e.coaCookie[:])
 		coti := &mh.Message{Type: mh.TypeCoTI, Cookie: e.coaCookie}
 		e.coaFor, _ = rr.careOf()
@@ -152,7 +174,7 @@ func (rr *returnRoutability) sendTests(e *roEntry) {
 		rr.sig.Sent("CoTI", pkt)
 		rr.send(pkt)
 	}
-	rr.arm(e, roTesting, rr.sendTests)
+	rr.arm(e, e.state, rr.sendTests)
 }
 
 // arm schedules resend(e) with back-off while e stays in state; after
@@ -180,7 +202,7 @@ func (rr *returnRoutability) testReply(info mh.PacketInfo, m *mh.Message, careOf
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	e := rr.peers[info.Src]
-	if e == nil || e.state != roTesting {
+	if e == nil || (e.state != roTesting && (e.state != roDeregistering || careOf || e.haveHome)) {
 		rr.sig.Drop(DropRRUnexpectedTest)
 		return
 	}
@@ -196,6 +218,13 @@ func (rr *returnRoutability) testReply(info mh.PacketInfo, m *mh.Message, careOf
 			return
 		}
 		e.homeTok, e.homeIdx, e.haveHome, e.homeAt = m.Token, m.NonceIndex, true, rr.clk.Now()
+	}
+	if e.state == roDeregistering {
+		e.kbm = auth.Kbm(e.homeTok, e.coaTok, true)
+		e.rt.reset()
+		e.seq++
+		rr.sendBU(e)
+		return
 	}
 	if e.haveHome && e.haveCoA {
 		e.kbm = auth.Kbm(e.homeTok, e.coaTok, false)
@@ -220,19 +249,26 @@ func (rr *returnRoutability) sendBU(e *roEntry) {
 	e.buSent = recent
 	if len(e.buSent) >= MaxUpdateRate {
 		rr.sig.Add("rr.rate_limited", 1)
-		rr.arm(e, roBUSent, rr.sendBU)
+		rr.arm(e, e.state, rr.sendBU)
 		return
 	}
 	e.buSent = append(e.buSent, now)
 	bu := &mh.Message{Type: mh.TypeBU, Sequence: e.seq, Flags: mh.FlagA}
-	bu.SetLifetime(MaxRRBindingLifetime)
 	bu.Options.Set(mh.OptNonceIndices)
 	bu.Options.HomeNonceIndex, bu.Options.CareOfNonceIndex = e.homeIdx, e.coaIdx
-	sign := bindingAuth(bu, e.kbm[:], e.coaFor, e.peer)
-	pkt := mh.BuildPacket(mh.Addressing{Src: e.coaFor, Dst: e.peer, HomeAddress: rr.home}, 64, bu, sign)
+	a := mh.Addressing{Src: e.coaFor, Dst: e.peer, HomeAddress: rr.home}
+	careOf := e.coaFor
+	if e.state == roDeregistering {
+		// From the home address, lifetime 0, care-of address = home address.
+		a, careOf = mh.Addressing{Src: rr.home, Dst: e.peer}, rr.home
+	} else {
+		bu.SetLifetime(MaxRRBindingLifetime)
+	}
+	sign := bindingAuth(bu, e.kbm[:], careOf, e.peer)
+	pkt := mh.BuildPacket(a, 64, bu, sign)
 	rr.sig.Sent("BU", pkt)
 	rr.send(pkt)
-	rr.arm(e, roBUSent, rr.sendBU)
+	rr.arm(e, e.state, rr.sendBU)
 }
 
 // ack takes a correspondent's Binding Acknowledgement.
@@ -240,7 +276,7 @@ func (rr *returnRoutability) ack(info mh.PacketInfo, m *mh.Message) {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	e := rr.peers[info.Src]
-	if e == nil || e.state != roBUSent {
+	if e == nil || (e.state != roBUSent && e.state != roDeregistering) {
 		rr.sig.Drop(DropBAUnexpected)
 		return
 	}
@@ -253,12 +289,18 @@ func (rr *returnRoutability) ack(info mh.PacketInfo, m *mh.Message) {
 		if m.Status != mh.StatusExpiredHomeNonce {
 			e.haveCoA = false
 		}
-		e.state = roTesting
+		if e.state != roDeregistering {
+			e.state = roTesting
+		}
 		e.rt.reset()
 		rr.sendTests(e)
 		return
 	}
-	if !verifyBindingAuth(info, m, e.kbm[:], e.coaFor, info.Src) {
+	careOf := e.coaFor
+	if e.state == roDeregistering {
+		careOf = rr.home
+	}
+	if !verifyBindingAuth(info, m, e.kbm[:], careOf, info.Src) {
 		rr.sig.Drop(DropBABadAuthenticator)
 		return
 	}
@@ -273,6 +315,12 @@ func (rr *returnRoutability) ack(info mh.PacketInfo, m *mh.Message) {
 		return
 	case m.Status >= 128:
 		rr.sig.Add("rr.refused", 1)
+		e.rt.reset()
+		delete(rr.peers, e.peer)
+		rr.publish()
+		return
+	case e.state == roDeregistering:
+		rr.sig.Add("rr.deregistered", 1)
 		e.rt.reset()
 		delete(rr.peers, e.peer)
 		rr.publish()

@@ -17,8 +17,11 @@ import (
 type schemePolicy interface {
 	// moved runs the scheme's part of a move to cur.
 	moved(cur overlay.Attachment)
-	// outboundCareOf decides a packet from a care-of address.
-	outboundCareOf(p *overlay.Packet, src, cur netip.Addr) overlay.Verdict
+	// careOfRoute decides a packet from src, an address other than the
+	// home address, when the node is at cur: ok false drops it, a valid
+	// tunnel sends it through a tunnel to that router, otherwise it leaves
+	// as it is.
+	careOfRoute(src, cur netip.Addr) (tunnel netip.Addr, ok bool)
 	// routeOptimised reports whether dst holds our binding, so that packets
 	// from the home address go to it directly.
 	routeOptimised(dst netip.Addr) bool
@@ -35,6 +38,9 @@ type schemePolicy interface {
 	handleMH(pkt []byte, info mh.PacketInfo, m *mh.Message) bool
 	// unreachable reacts to an ICMPv6 error quoting a packet we sent.
 	unreachable(quoted []byte)
+	// contact is the address new sessions use, and SIP registers, when the
+	// node is at cur and its home address is home.
+	contact(cur, home netip.Addr) netip.Addr
 	status(st *MNStatus)
 	close()
 }
@@ -50,10 +56,10 @@ type standardScheme struct {
 
 func (s *standardScheme) moved(overlay.Attachment) { s.rr.moved() }
 
-// outboundCareOf: in the standard scheme applications never use a care-of
+// careOfRoute: in the standard scheme applications never use a care-of
 // address; what the node itself sends from one (CoTI, BU) leaves as it is.
-func (s *standardScheme) outboundCareOf(*overlay.Packet, netip.Addr, netip.Addr) overlay.Verdict {
-	return overlay.Continue
+func (s *standardScheme) careOfRoute(netip.Addr, netip.Addr) (netip.Addr, bool) {
+	return netip.Addr{}, true
 }
 
 func (s *standardScheme) routeOptimised(dst netip.Addr) bool { return s.rr.view.Load().bound[dst] }
@@ -111,6 +117,9 @@ func (s *standardScheme) unreachable(quoted []byte) {
 	}
 }
 
+// contact: the standard scheme keeps the care-of address below the stack.
+func (s *standardScheme) contact(_, home netip.Addr) netip.Addr { return home }
+
 func (s *standardScheme) status(st *MNStatus) { st.RouteOptim = s.rr.boundPeers() }
 func (s *standardScheme) close()              { s.rr.close() }
 
@@ -120,12 +129,16 @@ type ha2rScheme struct{ anchors *anchorSet }
 
 func (s *ha2rScheme) moved(cur overlay.Attachment) { s.anchors.moved(cur) }
 
-func (s *ha2rScheme) outboundCareOf(p *overlay.Packet, src, cur netip.Addr) overlay.Verdict {
-	return s.anchors.outboundCareOf(p, src, cur)
+func (s *ha2rScheme) careOfRoute(src, cur netip.Addr) (netip.Addr, bool) {
+	return s.anchors.careOfRoute(src, cur)
 }
 
 func (s *ha2rScheme) routeOptimised(netip.Addr) bool { return false }
-func (s *ha2rScheme) tunnelling(netip.Addr)          {}
+
+// tunnelling: the first packet the node sends after attaching starts the
+// MN Authentication when it was put off until then (mn_auth:
+// first_session).
+func (s *ha2rScheme) tunnelling(netip.Addr) { s.anchors.firstSession() }
 
 func (s *ha2rScheme) delivered(_, _, dst netip.Addr) { s.anchors.noteActivity(dst) }
 
@@ -148,6 +161,16 @@ func (s *ha2rScheme) handleMH(pkt []byte, info mh.PacketInfo, m *mh.Message) boo
 }
 
 func (s *ha2rScheme) unreachable([]byte) {}
+
+// contact: the care-of address once the HA2R that handed it out has
+// authenticated the node (and so can anchor it after a move); until then,
+// on a router that is no HA2R, and at home, the home address.
+func (s *ha2rScheme) contact(cur, home netip.Addr) netip.Addr {
+	if s.anchors.view.Load().ready[cur] {
+		return cur
+	}
+	return home
+}
 
 func (s *ha2rScheme) status(st *MNStatus) { st.Anchors = s.anchors.docs() }
 func (s *ha2rScheme) close()              { s.anchors.close() }

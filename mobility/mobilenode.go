@@ -61,10 +61,16 @@ type MobileNode struct {
 	cn     *Correspondent
 	home   *homeRegistration
 	scheme schemePolicy
+	pmtu   *pathMTUs // of route-optimised paths to peers' care-of addresses
+	frags  *fragments
 
 	mu     sync.Mutex // serialises attach events
 	at     atomic.Pointer[attachView]
 	closed atomic.Bool
+
+	cmu       sync.Mutex // the contact address and who wants to hear of it
+	contact   netip.Addr
+	onContact []func(netip.Addr)
 }
 
 // attachView is the current attachment as the data path sees it; it is
@@ -73,6 +79,15 @@ type attachView struct {
 	overlay.Attachment
 	attached bool
 	atHome   bool
+}
+
+// linkMTU is the current link's MTU, or no limit when its router did not
+// advertise one.
+func (v *attachView) linkMTU() int {
+	if v.MTU > 0 {
+		return v.MTU
+	}
+	return 1 << 16
 }
 
 // NewMobileNode installs a mobile node on h and starts it.
@@ -91,11 +106,14 @@ func NewMobileNode(h HostPort, sig *Signals, cfg MobileNodeConfig) *MobileNode {
 	}
 	mn := &MobileNode{cfg: cfg, host: h, clk: h.Clock(), sig: sig, log: cfg.Log.With("node", h.Name(), "role", "mn")}
 	mn.at.Store(&attachView{})
+	mn.pmtu, mn.frags = newPathMTUs(mn.clk), newFragments(mn.clk, sig)
 	mn.cn = NewCorrespondent(mn.clk, sig, mn.log, func() netip.Addr { return cfg.Home }, mn.output)
-	mn.home = newHomeRegistration(mn.clk, sig, mn.log, h.Send, &cfg, randomSeq())
+	mn.home = newHomeRegistration(mn.clk, sig, mn.log, h, &cfg, randomSeq())
 	switch cfg.Scheme {
 	case SchemeHA2R:
-		mn.scheme = &ha2rScheme{anchors: newAnchorSet(mn.clk, sig, mn.log, h.Device(), h.Send, &cfg)}
+		anchors := newAnchorSet(mn.clk, sig, mn.log, h.Device(), h.Send, &cfg)
+		anchors.onReady = mn.contactMayHaveChanged
+		mn.scheme = &ha2rScheme{anchors: anchors}
 	default:
 		rr := newReturnRoutability(mn.clk, sig, cfg.Home, cfg.HomeAgent, mn.careOf, h.Send, mn.output)
 		mn.scheme = &standardScheme{rr: rr, ha: cfg.HomeAgent, trigger: cfg.RRTrigger, atHome: func() bool { return mn.at.Load().atHome }}
@@ -145,6 +163,39 @@ func (mn *MobileNode) attached(a overlay.Attachment) {
 	// deregistration when home (RFC 6275 11.5.4).
 	mn.scheme.moved(a)
 	mn.home.moved(a.Address)
+	mn.contactMayHaveChanged()
+}
+
+// Contact is the address new sessions use and SIP registers now (see
+// schemePolicy.contact); invalid until the node is first attached.
+func (mn *MobileNode) Contact() netip.Addr {
+	v := mn.at.Load()
+	if !v.attached {
+		return netip.Addr{}
+	}
+	return mn.scheme.contact(v.Address, mn.cfg.Home)
+}
+
+// OnContactChange registers f to be told, on a goroutine of its own, each
+// new contact address.
+func (mn *MobileNode) OnContactChange(f func(netip.Addr)) {
+	mn.cmu.Lock()
+	mn.onContact = append(mn.onContact, f)
+	mn.cmu.Unlock()
+}
+
+func (mn *MobileNode) contactMayHaveChanged() {
+	c := mn.Contact()
+	mn.cmu.Lock()
+	defer mn.cmu.Unlock()
+	if c == mn.contact || !c.IsValid() {
+		return
+	}
+	mn.contact = c
+	mn.sig.Add("mn.contact_changed", 1)
+	for _, f := range mn.onContact {
+		go f(c)
+	}
 }
 
 // output sends a packet the mobile node itself originates through the same
@@ -157,75 +208,124 @@ func (mn *MobileNode) output(pkt []byte) {
 	mn.host.Send(p.Data())
 }
 
+// send hands a finished packet (a fragment) to the host.
+func (mn *MobileNode) send(pkt []byte) { mn.host.Send(pkt) }
+
 // Outbound applies the mobile node's policy to a packet leaving it.
 func (mn *MobileNode) Outbound(p *overlay.Packet) overlay.Verdict {
 	v := mn.at.Load()
-	if !v.attached || v.atHome {
+	if !v.attached {
 		return overlay.Continue
 	}
 	h := p.Header()
 	if src := h.Src(); src != mn.cfg.Home {
-		return mn.scheme.outboundCareOf(p, src, v.Address)
+		tunnel, ok := mn.scheme.careOfRoute(src, v.Address)
+		switch {
+		case !ok:
+			mn.sig.Drop(DropAnchorNotReady)
+			return overlay.Consumed
+		case tunnel.IsValid():
+			return mn.tunnelOut(p, v, tunnel, mn.sig.anchorEncap)
+		}
+		return overlay.Continue
 	}
 	return mn.outboundHome(p, v, h.Dst())
 }
 
-// outboundHome handles a packet from the home address: route-optimised to a
-// peer that holds our binding, otherwise through the home agent's tunnel.
+// outboundHome handles a packet from the home address. Away from home it is
+// route-optimised to a peer that holds our binding, otherwise it goes
+// through the home agent's tunnel; at home it leaves as it is. Either way a
+// peer that holds a binding with us as its correspondent is reached at its
+// care-of address through a type 2 routing header.
 func (mn *MobileNode) outboundHome(p *overlay.Packet, v *attachView, dst netip.Addr) overlay.Verdict {
 	peerCoA, peerBound := mn.cn.PeerCareOf(dst)
 	if c, err := p.Chain(); err == nil && c.Upper == ip6.ProtoMH && c.UpperOff+3 <= p.Len {
 		// Our own signalling from the home address: a Mobility Header may
 		// carry neither a Home Address option (only a BU may) nor a routing
-		// header (only a BA may), so it goes through the tunnel, a BA with
-		// a routing header when the peer is bound (RFC 6275 6.1, 9.5.4).
-		if peerBound && mh.Type(p.Data()[c.UpperOff+2]) == mh.TypeBA && !routeOptimise(p, netip.Addr{}, peerCoA) {
-			mn.sig.Drop(DropRONoRoom)
-			return overlay.Consumed
+		// header (only a BA may), so away from home it goes through the
+		// tunnel, a BA with a routing header when the peer is bound (RFC
+		// 6275 6.1, 9.5.4).
+		if peerBound && mh.Type(p.Data()[c.UpperOff+2]) == mh.TypeBA {
+			if _, _, ok := routeOptimise(p, netip.Addr{}, peerCoA); !ok {
+				mn.sig.Drop(DropRONoRoom)
+				return overlay.Consumed
+			}
 		}
-		return mn.tunnelHome(p, v)
+		if v.atHome {
+			return overlay.Continue
+		}
+		return mn.tunnelOut(p, v, mn.cfg.HomeAgent, mn.sig.tunnelEncap)
 	}
-	if mn.scheme.routeOptimised(dst) {
+	if !v.atHome && mn.scheme.routeOptimised(dst) {
 		var rh2 netip.Addr
 		if peerBound {
 			rh2 = peerCoA
 			mn.cn.Bindings().Touch(dst)
 		}
-		if !routeOptimise(p, v.Address, rh2) {
+		unfrag, nextOff, ok := routeOptimise(p, v.Address, rh2)
+		if !ok {
 			mn.sig.Drop(DropRONoRoom)
 			return overlay.Consumed
 		}
 		mn.sig.roOut.Add(1)
-		return overlay.Continue
+		return fitPath(p, mn.pmtu.get(p.Header().Dst(), v.linkMTU()), unfrag, nextOff, mn.frags, mn.sig, mn.send)
 	}
 	if peerBound {
 		// The peer is route-optimised towards us but not we towards it: a
-		// routing header gets the packet to its care-of address, the tunnel
-		// gets it out of the visited network (the paper's step 6 BA).
-		if !routeOptimise(p, netip.Addr{}, peerCoA) {
+		// routing header gets the packet to its care-of address; away from
+		// home the tunnel gets it out of the visited network (the paper's
+		// step 6 BA).
+		unfrag, nextOff, ok := routeOptimise(p, netip.Addr{}, peerCoA)
+		if !ok {
 			mn.sig.Drop(DropRONoRoom)
 			return overlay.Consumed
 		}
 		mn.cn.Bindings().Touch(dst)
+		if v.atHome {
+			return fitPath(p, mn.pmtu.get(peerCoA, v.linkMTU()), unfrag, nextOff, mn.frags, mn.sig, mn.send)
+		}
+	}
+	if v.atHome {
+		return overlay.Continue
 	}
 	mn.scheme.tunnelling(dst)
-	return mn.tunnelHome(p, v)
+	return mn.tunnelOut(p, v, mn.cfg.HomeAgent, mn.sig.tunnelEncap)
 }
 
-// tunnelHome sends p through the reverse tunnel to the home agent (RFC 6275
-// 11.3.1).
-func (mn *MobileNode) tunnelHome(p *overlay.Packet, v *attachView) overlay.Verdict {
-	if !encapsulate(p, v.Address, mn.cfg.HomeAgent) {
+// tunnelOut sends p through a tunnel from the current care-of address to
+// dst, the home agent (RFC 6275 11.3.1) or an HA2R, within the link's MTU:
+// a packet of the minimum MTU that no longer fits goes in fragments; a
+// bigger one is refused with a Packet Too Big to the node's own stack,
+// giving the MTU left inside the tunnel (RFC 2473 7.1).
+func (mn *MobileNode) tunnelOut(p *overlay.Packet, v *attachView, dst netip.Addr, count *atomic.Uint64) overlay.Verdict {
+	mtu := v.linkMTU()
+	if p.Len+ip6.HeaderLen > mtu && p.Len > ip6.MinMTU {
+		mn.sig.Drop(DropTunnelTooBig)
+		if ip6.MayAnswerWithError(p.Data(), ip6.ICMPPacketTooBig) {
+			mn.host.Deliver(ip6.ICMPError(ip6.ICMPPacketTooBig, 0, uint32(tunnelMTU(mtu)), v.RouterLL, p.Data()))
+		}
+		return overlay.Consumed
+	}
+	if !encapsulate(p, v.Address, dst) {
 		mn.sig.Drop(DropTunnelNoRoom)
 		return overlay.Consumed
 	}
-	mn.sig.tunnelEncap.Add(1)
-	return overlay.Continue
+	count.Add(1)
+	return fitPath(p, mtu, ip6.HeaderLen, ip6.OffNextHeader, mn.frags, mn.sig, mn.send)
 }
 
 // Inbound applies the mobile node's policy to a packet arriving.
 func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 	v := mn.at.Load()
+	if off, ok := fragmentOf(p); ok {
+		// Fragments of a tunnel packet (its entry point fragmented it to
+		// fit our link): the tunnel's exit reassembles.
+		if src := p.Header().Src(); src == mn.cfg.HomeAgent || mn.scheme.acceptsTunnelFrom(src) {
+			if !mn.frags.reassemble(p, off) {
+				return overlay.Consumed
+			}
+		}
+	}
 	tunnelledBy := netip.Addr{}
 	if isTunnelled(p) {
 		outer := p.Header().Src()
@@ -251,11 +351,8 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 		mn.handleMH(d, tunnelledBy)
 		return overlay.Consumed
 	case ip6.ProtoICMPv6:
-		if c.UpperOff < len(d) && d[c.UpperOff] == ip6.ICMPDstUnreach {
-			if quoted, ok := ip6.QuotedPacket(d[c.UpperOff:]); ok {
-				mn.cn.forgetUnreachable(quoted)
-				mn.scheme.unreachable(quoted)
-			}
+		if c.UpperOff < len(d) {
+			mn.icmpError(d[c.UpperOff:])
 		}
 	}
 	src := p.Header().Src()
@@ -279,6 +376,24 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 	}
 	mn.scheme.delivered(tunnelledBy, src, p.Header().Dst())
 	return overlay.Continue
+}
+
+// icmpError reacts to an ICMPv6 error about a packet the node sent: a
+// route-optimised peer that is unreachable (RFC 6275 9.3.2, 11.3.5), a
+// route-optimised path too small for what the headers add. The error goes
+// on to the stack too.
+func (mn *MobileNode) icmpError(icmp []byte) {
+	quoted, ok := ip6.QuotedPacket(icmp)
+	if !ok {
+		return
+	}
+	switch icmp[0] {
+	case ip6.ICMPDstUnreach:
+		mn.cn.forgetUnreachable(quoted)
+		mn.scheme.unreachable(quoted)
+	case ip6.ICMPPacketTooBig:
+		learnRouteOptimisedMTU(icmp, mn.pmtu)
+	}
 }
 
 // handleMH dispatches Mobility Header messages that reach the mobile node:

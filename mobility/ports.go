@@ -36,6 +36,11 @@ type HostPort interface {
 	// Send sends a packet as it is to the current router; it copies pkt
 	// and reports false when the host is not attached.
 	Send(pkt []byte) bool
+	// Deliver hands a packet to the host's own stack; it copies pkt.
+	Deliver(pkt []byte)
+	// Announce tells the current link's router that a is here (an
+	// unsolicited Neighbor Advertisement).
+	Announce(a netip.Addr)
 	SetHook(overlay.HostHook)
 	OnAttach(func(overlay.Attachment))
 }

@@ -40,22 +40,79 @@ func isTunnelled(p *overlay.Packet) bool {
 	return p.Len >= 2*ip6.HeaderLen && p.Header().NextHeader() == ip6.ProtoIPv6
 }
 
-// tunnelTo forwards p through a tunnel from src to dst: a home agent to a
-// mobile node's care-of address (RFC 6275 section 10.4.2), an HA2R to where
-// the holder of an anchored care-of address is now. A packet that would not
-// fit the backbone MTU with the outer header is answered with Packet Too Big.
-func tunnelTo(p *overlay.Packet, r RouterPort, sig *Signals, src, dst netip.Addr) overlay.Verdict {
-	if mtu := r.BackboneMTU(); p.Len+ip6.HeaderLen > mtu {
-		sig.Drop(DropTunnelTooBig)
-		r.PacketTooBig(mtu-ip6.HeaderLen, p.Data())
+// tunnelEntry is a router's end of the tunnels it starts: a home agent's to
+// care-of addresses (RFC 6275 10.4.2), an HA2R's to where the holder of an
+// anchored care-of address is now. It keeps the path MTU of each tunnel.
+type tunnelEntry struct {
+	r     RouterPort
+	self  netip.Addr
+	sig   *Signals
+	pmtu  *pathMTUs
+	frags *fragments
+}
+
+func newTunnelEntry(r RouterPort, sig *Signals) *tunnelEntry {
+	return &tunnelEntry{r: r, self: r.Address(), sig: sig, pmtu: newPathMTUs(r.Clock()), frags: newFragments(r.Clock(), sig)}
+}
+
+// forward tunnels p to dst. A packet that does not fit the tunnel's path
+// with the outer header is refused with Packet Too Big, unless it is no
+// bigger than IPv6's minimum MTU: then the outer packet goes in fragments
+// (RFC 2473 7.1).
+func (t *tunnelEntry) forward(p *overlay.Packet, dst netip.Addr) overlay.Verdict {
+	mtu := t.pmtu.get(dst, t.r.BackboneMTU())
+	if p.Len+ip6.HeaderLen > mtu && p.Len > ip6.MinMTU {
+		t.sig.Drop(DropTunnelTooBig)
+		t.r.PacketTooBig(tunnelMTU(mtu), p.Data())
 		return overlay.Consumed
 	}
-	if !encapsulate(p, src, dst) {
-		sig.Drop(DropTunnelNoRoom)
+	if !encapsulate(p, t.self, dst) {
+		t.sig.Drop(DropTunnelNoRoom)
 		return overlay.Consumed
 	}
-	sig.tunnelEncap.Add(1)
-	return overlay.Continue
+	t.sig.tunnelEncap.Add(1)
+	return fitPath(p, mtu, ip6.HeaderLen, ip6.OffNextHeader, t.frags, t.sig, t.r.Send)
+}
+
+// tooBig takes a Packet Too Big (its ICMPv6 message) and reports whether it
+// was about a packet this router tunnelled: then it learns the tunnel's path
+// MTU and tells the inner packet's source the MTU left for it, if that
+// packet was bigger than the minimum (a smaller one goes in fragments next
+// time).
+func (t *tunnelEntry) tooBig(icmp []byte) bool {
+	mtu, quoted, ok := packetTooBig(icmp)
+	if !ok || len(quoted) < 2*ip6.HeaderLen {
+		return false
+	}
+	outer := ip6.Header(quoted)
+	if outer.Src() != t.self || outer.NextHeader() != ip6.ProtoIPv6 {
+		return false
+	}
+	t.pmtu.learn(outer.Dst(), mtu)
+	t.sig.Add("tunnel.packet_too_big", 1)
+	inner := quoted[ip6.HeaderLen:]
+	if ip6.HeaderLen+ip6.Header(inner).PayloadLen() > ip6.MinMTU {
+		t.r.PacketTooBig(tunnelMTU(mtu), inner)
+	}
+	return true
+}
+
+// exit handles what reaches a router's own address that a tunnel exit
+// point cares about before anything else: fragments are reassembled (the
+// packet then goes round again), and Packet Too Big messages about its own
+// tunnels are taken. It reports whether it decided p's fate.
+func (t *tunnelEntry) exit(p *overlay.Packet, c *ip6.Chain) (overlay.Verdict, bool) {
+	if off, ok := fragmentOf(p); ok {
+		if t.frags.reassemble(p, off) {
+			return overlay.Reinput, true
+		}
+		return overlay.Consumed, true
+	}
+	d := p.Data()
+	if c.Upper == ip6.ProtoICMPv6 && c.UpperOff < len(d) && t.tooBig(d[c.UpperOff:]) {
+		return overlay.Consumed, true
+	}
+	return overlay.Continue, false
 }
 
 // untunnel decapsulates what a mobile node sent through a reverse tunnel,
@@ -96,12 +153,15 @@ func insertionPoint(p *overlay.Packet) (off int, nextOff int, ok bool) {
 }
 
 // routeOptimise rewrites an outgoing packet for route optimisation, in
-// place: with hoa valid, its source becomes careOf and a Home Address option
-// carries hoa (RFC 6275 6.3); with peerCoA valid, its destination becomes
-// peerCoA and a type 2 routing header carries the original destination
-// (6.4). The upper-layer checksum stays right because both headers restore
-// the addresses it was computed over.
-func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) bool {
+// place: with careOf valid, its source becomes careOf and a Home Address
+// option carries the original source (RFC 6275 6.3); with peerCoA valid,
+// its destination becomes peerCoA and a type 2 routing header carries the
+// original destination (6.4). The upper-layer checksum stays right because
+// both headers restore the addresses it was computed over. It returns where
+// the headers it added end and the offset of the Next Header byte that
+// names what follows them: the packet's unfragmentable part, should it need
+// fragmenting.
+func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) (unfrag, nextOff int, ok bool) {
 	add := 0
 	if careOf.IsValid() {
 		add += mh.HAOHeaderLen
@@ -109,21 +169,22 @@ func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) bool {
 	if peerCoA.IsValid() {
 		add += mh.RH2Len
 	}
-	if add == 0 {
-		return true
-	}
 	ins, nextOff, ok := insertionPoint(p)
 	if !ok {
-		return false
+		return 0, 0, false
+	}
+	if add == 0 {
+		return ins, nextOff, true
 	}
 	if _, ok := p.Prepend(add); !ok {
-		return false
+		return 0, 0, false
 	}
 	nd := p.Data()
 	copy(nd, nd[add:add+ins]) // move the fixed header (and hop-by-hop) to the front
 	h := ip6.Header(nd)
 	next := nd[nextOff]
 	at := ins
+	last := nextOff
 	if peerCoA.IsValid() {
 		inner := next
 		if careOf.IsValid() {
@@ -132,6 +193,7 @@ func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) bool {
 		mh.PutRH2(nd[at:at+mh.RH2Len], inner, h.Dst())
 		nd[nextOff] = ip6.ProtoRouting
 		h.SetDst(peerCoA)
+		last = at
 		at += mh.RH2Len
 	} else if careOf.IsValid() {
 		nd[nextOff] = ip6.ProtoDstOpts
@@ -139,10 +201,27 @@ func routeOptimise(p *overlay.Packet, careOf, peerCoA netip.Addr) bool {
 	if careOf.IsValid() {
 		mh.PutHAODestOpts(nd[at:at+mh.HAOHeaderLen], next, h.Src())
 		h.SetSrc(careOf)
+		last = at
+		at += mh.HAOHeaderLen
 	}
 	h.SetPayloadLen(p.Len - ip6.HeaderLen)
 	p.Changed()
-	return true
+	return at, last, true
+}
+
+// fitPath sends p within mtu: as it is when it fits (Continue), otherwise
+// fragmented at this node, p's source or tunnel entry point, after its
+// first unfrag bytes, whose Next Header byte at nextOff names what follows
+// (RFC 8200 4.5; a routing header and a Home Address option are part of
+// the unfragmentable part). The fragments go to send; p is consumed.
+func fitPath(p *overlay.Packet, mtu, unfrag, nextOff int, frags *fragments, sig *Signals, send func([]byte)) overlay.Verdict {
+	if mtu <= 0 || p.Len <= mtu {
+		return overlay.Continue
+	}
+	if !frags.split(p.Data(), unfrag, nextOff, mtu, send) {
+		sig.Drop(DropTunnelTooBig)
+	}
+	return overlay.Consumed
 }
 
 // roInfo is what unrouteOptimise found.

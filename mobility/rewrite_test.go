@@ -52,7 +52,7 @@ func TestRouteOptimiseRoundTrip(t *testing.T) {
 			if tc.rh2 {
 				c2 = coa2
 			}
-			if !routeOptimise(p, c1, c2) {
+			if _, _, ok := routeOptimise(p, c1, c2); !ok {
 				t.Fatal("no room")
 			}
 			d := p.Data()

@@ -129,6 +129,7 @@ const (
 	DropROMalformed
 	DropRONotForUs
 	DropHAONoBinding
+	DropFragment
 	// Binding Updates.
 	DropBUUnauthenticated
 	DropBUUnknownSPI
@@ -179,7 +180,7 @@ var dropNames = [numDrops]string{
 	DropMHUnknownType: "mh.unknown_type", DropMHUnexpected: "mh.unexpected", DropIPv6Chain: "ipv6.chain",
 	DropTunnelMalformed: "tunnel.malformed", DropTunnelUnknownSender: "tunnel.unknown_sender",
 	DropTunnelTooBig: "tunnel.too_big", DropTunnelNoRoom: "tunnel.no_room", DropRONoRoom: "ro.no_room",
-	DropROMalformed: "ro.malformed", DropRONotForUs: "ro.not_for_us", DropHAONoBinding: "hao.no_binding",
+	DropROMalformed: "ro.malformed", DropRONotForUs: "ro.not_for_us", DropHAONoBinding: "hao.no_binding", DropFragment: "fragment.invalid",
 	DropBUUnauthenticated: "bu.unauthenticated", DropBUUnknownSPI: "bu.unknown_spi",
 	DropBUBadAuthenticator: "bu.bad_authenticator", DropBUReplayed: "bu.replayed",
 	DropBUNotAuthorised: "bu.not_authorised", DropBUSeqOutOfWindow: "bu.seq_out_of_window",

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/mobility/auth"
@@ -22,7 +24,7 @@ func (n *Node) setupMobility() error {
 	sig := n.Mobility.Signals
 	switch nc.Role {
 	case config.RoleHA:
-		cfg := mobility.HomeAgentConfig{Log: n.opts.Log}
+		cfg := mobility.HomeAgentConfig{Log: n.opts.Log, State: n.opts.State}
 		for _, mn := range t.Nodes {
 			if mn.Role == config.RoleMN && mn.HomeAgent == nc.Name {
 				cfg.MobileNodes = append(cfg.MobileNodes, mobility.MNCredential{Name: mn.Name, Home: mn.HomeAddress, SPI: mn.MNHAKey.SPI, Key: mn.MNHAKey.Secret})
@@ -49,7 +51,7 @@ func (n *Node) setupMobility() error {
 		if !nc.HA2R {
 			return nil
 		}
-		cfg := mobility.HA2RConfig{Log: n.opts.Log}
+		cfg := mobility.HA2RConfig{Log: n.opts.Log, State: n.opts.State}
 		for _, ha := range t.Routers() {
 			if ha.Role != config.RoleHA {
 				continue
@@ -61,7 +63,10 @@ func (n *Node) setupMobility() error {
 				SealSecret: auth.DeriveHA2RSecret(t.HA2RKeySeed, ha.Name, nc.Name),
 			})
 		}
-		x := mobility.NewHA2R(n.Router, sig, cfg)
+		x, err := mobility.NewHA2R(n.Router, sig, cfg)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", nc.Name, err)
+		}
 		n.Mobility.HA2R = x
 		n.AddCloser(func() error { x.Close(); return nil })
 	case config.RoleMN:

@@ -17,6 +17,7 @@ import (
 	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/metrics"
+	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/softphone"
 	"github.com/ha2r/mip6testbed/tun"
@@ -46,9 +47,15 @@ type Options struct {
 	Seed uint64
 	// Hold keeps a host from attaching when it starts, until Release (so
 	// that a tracer can see its first message).
-	Hold  bool
-	Clock clock.Clock
-	Log   *slog.Logger
+	Hold bool
+	// State is where a router's mobility engine keeps what must survive a
+	// restart (mobility.StateStore); nil keeps nothing.
+	State mobility.StateStore
+	// PoisonBuffers makes the overlay scribble over packet buffers after
+	// each round, so that a hook keeping a reference shows (tests).
+	PoisonBuffers bool
+	Clock         clock.Clock
+	Log           *slog.Logger
 }
 
 // Node is one running node.
@@ -143,7 +150,7 @@ func (n *Node) buildRouter() error {
 	rc := overlay.RouterConfig{
 		Name: nc.Name, Address: nc.Address, Prefixes: nc.Prefixes, BackboneMTU: n.Topo.MTU,
 		RAInterval: n.Topo.Timers.RAInterval, MemberTimeout: 3 * n.Topo.Timers.Keepalive,
-		Clock: n.opts.Clock, Log: n.opts.Log, Metrics: n.Metrics,
+		PoisonBuffers: n.opts.PoisonBuffers, Clock: n.opts.Clock, Log: n.opts.Log, Metrics: n.Metrics,
 	}
 	for _, l := range nc.ServedLink {
 		rc.Links = append(rc.Links, overlay.LinkConfig{Name: l.Name, ID: l.ID, Prefix: l.Prefix, MTU: l.MTU})
@@ -180,7 +187,7 @@ func (n *Node) buildHost() error {
 		// A mobile node's engine decides its device addresses; at home
 		// it uses its home address on the home link.
 		ManageAddresses: nc.Role != config.RoleMN, StaticAddr: nc.StaticAddr,
-		Clock: n.opts.Clock, Log: n.opts.Log, Metrics: n.Metrics,
+		PoisonBuffers: n.opts.PoisonBuffers, Clock: n.opts.Clock, Log: n.opts.Log, Metrics: n.Metrics,
 	}
 	if nc.Role == config.RoleMN {
 		hc.StaticAddr = nc.HomeAddress
@@ -288,6 +295,14 @@ func (n *Node) WaitAttached(ctx context.Context, link string) (overlay.Attachmen
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// Port is the node's underlay port.
+func (n *Node) Port() uint16 {
+	if n.Router != nil {
+		return n.Router.Port()
+	}
+	return n.Host.Port()
 }
 
 // AddCloser registers something to close with the node (in reverse order).

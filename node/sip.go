@@ -110,20 +110,27 @@ func (n *Node) startSIP() error {
 			}
 			n.calls = live
 		})
-		n.Host.OnAttach(func(overlay.Attachment) {
-			// The paper's scheme registers the new care-of address as the
-			// Contact; give the overlay a moment to install it.
-			go func() {
-				ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-				defer cancel()
-				for i := 0; i < 100 && ctx.Err() == nil; i++ {
-					if err := ph.ContactChanged(ctx); err == nil {
-						return
-					}
-					time.Sleep(100 * time.Millisecond)
+		// The contact follows the node: the paper's scheme registers a
+		// care-of address once the node is authenticated at its HA2R, the
+		// home address before that and at home.
+		reregister := func() {
+			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+			defer cancel()
+			for i := 0; i < 100 && ctx.Err() == nil; i++ {
+				if err := ph.ContactChanged(ctx); err == nil {
+					return
 				}
-			}()
-		})
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}
+		if mn := n.Mobility.MobileNode; mn != nil {
+			mn.OnContactChange(func(netip.Addr) { reregister() })
+		} else {
+			n.Host.OnAttach(func(overlay.Attachment) { go reregister() })
+		}
 		go n.registerPhone()
 	}
 	return nil
@@ -161,12 +168,12 @@ func (n *Node) registerPhone() {
 }
 
 // sipContact is the address the phone registers and uses for new sessions:
-// the home address in the standard scheme (applications never see a
-// care-of address), the current care-of address in the paper's scheme.
+// a mobile node's is its engine's (the home address in the standard scheme;
+// in the paper's, the care-of address once authenticated at its HA2R); a
+// fixed host's is its address on its link.
 func (n *Node) sipContact() netip.Addr {
-	nc := n.Cfg
-	if nc.Role == config.RoleMN && nc.Scheme == config.SchemeStandard {
-		return nc.HomeAddress
+	if mn := n.Mobility.MobileNode; mn != nil {
+		return mn.Contact()
 	}
 	if a, ok := n.Host.Current(); ok {
 		return a.Address

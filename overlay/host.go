@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
+	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/metrics"
 	"github.com/ha2r/mip6testbed/tun"
 )
@@ -345,6 +346,18 @@ func (h *Host) Send(pkt []byte) bool {
 		return false
 	}
 	return h.sendFrame(s.link, pkt)
+}
+
+// Announce sends an unsolicited Neighbor Advertisement (override set) for
+// a on the current link, so that the router sends packets for a to this
+// host at once (a mobile node back home, RFC 6275 11.5.4).
+func (h *Host) Announce(a netip.Addr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.cur.Load(); s != nil && s.att != nil {
+		h.m.Add("nd.na.out", 1)
+		h.sendFrame(s.link, h.ctl.na(a, ip6.AllNodes, h.ll, false, false))
+	}
 }
 
 // Deliver hands a packet to the host's applications; it copies pkt.

@@ -125,7 +125,7 @@ print(sys.argv[1], sys.argv[2], round(sent / secs), round((sent - lost) / secs),
 
 start_node() { # NS NAME TOPOLOGY TUN [ARGS...]: prints the node's pid
 	local ns=$1 name=$2 topo=$3 tun=$4; shift 4
-	ip netns exec "$ns" "$WORK/node" run --config "$topo" --name "$name" --backend kernel --tun "$tun" \
+	ip netns exec "$ns" "$WORK/node" run --config "$topo" --name "$name" --backend kernel --tun "$tun" --state none \
 		--control "$WORK/$name.sock" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
 	echo $!
 }

@@ -180,7 +180,7 @@ cmd_start() {
 			local n; n=$(ns "$name")
 			# shellcheck disable=SC2086
 			ip netns exec "$n" "$bin" run --config "$topo" --name "$name" --backend kernel \
-				--control "$DIR/$name.sock" $node_args >"$DIR/$name.log" 2>&1 &
+				--control "$DIR/$name.sock" --state "$DIR/state" $node_args >"$DIR/$name.log" 2>&1 &
 			echo $! >"$DIR/$name.pid"
 		done
 		for name in $(nodes_of "$kind"); do

@@ -91,7 +91,7 @@ func TestNodeShutdownCleansUp(t *testing.T) {
 			exec.Command("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up").Run()
 			sock := filepath.Join(t.TempDir(), "r1.sock")
 			cmd := exec.Command("ip", "netns", "exec", ns, nodeBin, "run", "--config", "../examples/two-node.yaml",
-				"--name", "r1", "--backend", "kernel", "--tun", "mip6t0", "--control", sock)
+				"--name", "r1", "--backend", "kernel", "--tun", "mip6t0", "--control", sock, "--state", "none")
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -6,17 +6,38 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/control"
+	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/pcap"
 	"github.com/ha2r/mip6testbed/tun"
 )
+
+// defaultStateDir is where routers keep their state: systemd's
+// STATE_DIRECTORY, /var/lib/mip6testbed for root, else the user's XDG state
+// directory.
+func defaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/mip6testbed"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "mip6testbed")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "mip6testbed")
+	}
+	return filepath.Join(os.TempDir(), "mip6testbed")
+}
 
 func cmdRun(args []string, mode string) error {
 	synopsis := "node run --config FILE --name NAME [flags]"
@@ -37,6 +58,7 @@ func cmdRun(args []string, mode string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the node to this file (for performance work)")
 	scheme := fs.String("scheme", "", "mobile nodes: run this mobility scheme (standard or ha2r) instead of the file's")
 	emulate := fs.Bool("emulate-delays", false, "apply the topology's link delays and losses to what this node sends, in userspace (for testbeds without tc netem)")
+	stateDir := fs.String("state", "", "routers: directory for what must survive a restart (bindings, anchors, AH sequence numbers); none keeps nothing (default "+defaultStateDir()+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -91,7 +113,15 @@ func cmdRun(args []string, mode string) error {
 		return usageErr("run: --backend %q: use auto, kernel or userspace", *backend)
 	}
 
-	n, err := node.New(topo, *name, node.Options{Backend: *backend, TunName: *tunName, Log: log, EmulateDelays: *emulate, Hold: *hold})
+	opts := node.Options{Backend: *backend, TunName: *tunName, Log: log, EmulateDelays: *emulate, Hold: *hold}
+	if nc.Role.IsRouter() && *stateDir != "none" {
+		dir := *stateDir
+		if dir == "" {
+			dir = defaultStateDir()
+		}
+		opts.State = mobility.FileStore{Path: filepath.Join(dir, *name+".json")}
+	}
+	n, err := node.New(topo, *name, opts)
 	if err != nil {
 		return err
 	}
@@ -126,18 +156,11 @@ func cmdRun(args []string, mode string) error {
 			log.Warn("no kernel TUN here (needs root or CAP_NET_ADMIN): the node runs on a userspace stack that only its own services (SIP, calls) can use")
 		}
 	}
-	log.Info("node running", "role", nc.Role, "device", backendName, "underlay_port", port(n), "control", path)
+	log.Info("node running", "role", nc.Role, "device", backendName, "underlay_port", n.Port(), "control", path)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
-}
-
-func port(n *node.Node) uint16 {
-	if n.Router != nil {
-		return n.Router.Port()
-	}
-	return n.Host.Port()
 }
