@@ -152,3 +152,33 @@ func TestRTPFromUnexpectedSource(t *testing.T) {
 		t.Errorf("the call's audio: %d intact, %d differ", r.FramesVerified, r.FramesMismatched)
 	}
 }
+
+// Calls reach a mobile node at home, in each scheme: its proxy routes to
+// its own registration (the home address) and never asks DNS about its own
+// domain.
+func TestCallToMobileNodeAtHome(t *testing.T) {
+	for _, scheme := range []config.Scheme{config.SchemeStandard, config.SchemeHA2R} {
+		t.Run(string(scheme), func(t *testing.T) {
+			l := startFig4Scheme(t, scheme, Options{NoDelay: true})
+			waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+			waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := l.Handover(ctx, "mn1", "home1"); err != nil {
+				t.Fatal(err)
+			}
+			hoa1 := l.Topo.NodeByName("mn1").HomeAddress.String()
+			testenv.WaitFor(t, 10*time.Second, "user1's contact to be the home address", func() bool {
+				reg := l.Node("ha1").SIP.Proxy.Registrations()["user1@domain1"]
+				return len(reg) == 1 && contains(reg[0], hoa1)
+			})
+			c, err := l.Node("mn2").SIP.Phone.Call(ctx, sip.Uri{User: "user1", Host: "domain1"}, softphone.CallOptions{})
+			if err != nil {
+				t.Fatalf("calling user1 at home: %v", err)
+			}
+			start := c.Report().PacketsReceived
+			testenv.WaitFor(t, 10*time.Second, "media from mn1 at home", func() bool { return c.Report().PacketsReceived >= start+25 })
+			c.Hangup(ctx)
+		})
+	}
+}

@@ -300,3 +300,52 @@ func TestHomeAgentRestartKeepsState(t *testing.T) {
 		t.Errorf("ar1 refused %d replies of the restarted home agent as replays", n)
 	}
 }
+
+// Back home in the paper's scheme, an anchor that still carries a session
+// is bound to the home address: the HA2R tunnels the old care-of address
+// there, and what the node sends from it goes back through the HA2R.
+func TestAnchorFollowsHome(t *testing.T) {
+	g := newPaperRig(t)
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.pump(t)
+	g.h.attach(attachment("home1", homeP, hoa))
+	g.pump(t)
+	if b, _ := g.x1.Anchors().Get(careOf1); b.CareOf != hoa {
+		t.Fatalf("ar1 anchors careOf1 at %s, want the home address", b.CareOf)
+	}
+	if c := g.mn.Contact(); c != hoa {
+		t.Errorf("contact at home %s", c)
+	}
+	// From the old address, through ar1's tunnel, from the home address.
+	p := g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: careOf1, Dst: cnAddr}, make([]byte, 8)))
+	if h := p.Header(); h.NextHeader() != ip6.ProtoIPv6 || h.Src() != hoa || h.Dst() != arAddr {
+		t.Fatalf("not tunnelled from home to ar1: %x", p.Data()[:40])
+	}
+	// ar1 takes it: the anchor says the node is at the home address now.
+	if v := g.x1.Local(overlay.NewPacket(p.Data()), nil); v != overlay.Reinput {
+		t.Errorf("ar1 refused the reverse tunnel from home: %v", g.sig1.Metrics().Snapshot())
+	}
+}
+
+// The care-of address becomes the contact (and the preferred source) only
+// once the HA2R that handed it out has authenticated the node.
+func TestContactWaitsForAuthentication(t *testing.T) {
+	g := newPaperRig(t)
+	var lost []byte
+	g.drop = func(from string, s sentMsg) bool {
+		if from == "ar1" && s.m.Subtype == mh.SubtypeMNAuthReply && lost == nil {
+			lost = s.pkt // hold the reply back
+			return true
+		}
+		return false
+	}
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.pump(t)
+	if c := g.mn.Contact(); c != hoa {
+		t.Fatalf("contact %s before the authentication completed, want the home address", c)
+	}
+	g.h.deliver(lost)
+	if c := g.mn.Contact(); c != careOf1 {
+		t.Fatalf("contact %s after the authentication, want %s", c, careOf1)
+	}
+}

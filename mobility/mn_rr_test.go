@@ -183,3 +183,44 @@ func TestCorrespondentHomeAddressWithoutBinding(t *testing.T) {
 		t.Fatalf("answer %+v %v", be, err)
 	}
 }
+
+// Back home, the mobile node deregisters at the correspondent (RFC 6275
+// 11.5.4): a BU of lifetime 0 from the home address, keyed with the home
+// keygen token alone, after a fresh Home Test once the token is older than
+// MAX_TOKEN_LIFETIME; the correspondent drops its binding, and the node
+// sends from home without route optimisation.
+func TestReturnRoutabilityDeregistersAtHome(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		wantHoTI int
+	}{
+		{"fresh home token", 0, 0},
+		{"home token too old", MaxTokenLifetime + time.Second, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newRRPair(t)
+			g.rr().start(cnAddr)
+			g.pump(t)
+			if _, ok := g.cn.Bindings().Get(hoa); !ok {
+				t.Fatal("no binding at the correspondent")
+			}
+			g.clk.Advance(tc.wait)
+			g.h.attach(attachment("home1", homeP, hoa))
+			sent := g.pump(t)
+			if sent[mh.TypeHoTI] != tc.wantHoTI || sent[mh.TypeCoTI] != 0 || sent[mh.TypeBU] != 1 {
+				t.Fatalf("deregistration sent %v", sent)
+			}
+			if _, ok := g.cn.Bindings().Get(hoa); ok {
+				t.Error("the correspondent kept the binding")
+			}
+			if counter(g.sig, "rr.deregistered") != 1 || g.rr().view.Load().started[cnAddr] {
+				t.Error("the entry was not closed after the acknowledgement")
+			}
+			p := g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: hoa, Dst: cnAddr}, make([]byte, 8)))
+			if p.Header().Src() != hoa || p.Header().NextHeader() != ip6.ProtoUDP {
+				t.Errorf("a packet from home was rewritten: %x", p.Data()[:41])
+			}
+		})
+	}
+}

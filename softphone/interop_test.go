@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -226,13 +224,20 @@ func lastLines(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
-// udpPortBound reports whether some process listens on the UDP port (a
-// bind there fails).
-func udpPortBound(host string, port int) bool {
-	c, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+// udpPortBound reports whether some socket is bound to the UDP port on
+// IPv6 (Linux's /proc/net/udp6; a test bind would succeed beside a socket
+// with SO_REUSEPORT).
+func udpPortBound(_ string, port int) bool {
+	b, err := os.ReadFile("/proc/net/udp6")
 	if err != nil {
-		return true
+		return false
 	}
-	c.Close()
+	want := fmt.Sprintf(":%04X ", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasSuffix(f[1]+" ", want) {
+			return true
+		}
+	}
 	return false
 }

@@ -265,8 +265,18 @@ func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) 
 			return "", 404, "Not Found"
 		}
 		c := contacts[len(contacts)-1] // the most recent registration
+		a, err := netip.ParseAddr(strings.Trim(c.Host, "[]"))
+		if err != nil {
+			// A registration by name would send the request to DNS; the
+			// proxy routes its own users only to addresses they registered.
+			return "", 480, "Temporarily Unavailable"
+		}
+		port := c.Port
+		if port == 0 {
+			port = 5060
+		}
 		req.Recipient = c
-		return c.HostPort(), 0, ""
+		return netip.AddrPortFrom(a, uint16(port)).String(), 0, ""
 	default:
 		if ap, ok := p.cfg.Domains[strings.ToLower(u.Host)]; ok {
 			return ap.String(), 0, ""
