@@ -170,10 +170,25 @@ func (r *Router) frame(buf []byte, size int, now time.Time, st *rx) {
 			r.drop(st, DropLinkUnknown)
 			return
 		}
-		in.touch(fh.Src, st.from, now)
+		if fh.Type != FrameTypeLeave {
+			in.touch(fh.Src, st.from, fh.Epoch, now)
+		}
 	}
-	if fh.Type == FrameTypeKeep {
+	switch fh.Type {
+	case FrameTypeKeep:
 		r.c.keepIn.Add(1)
+		r.settle(st, outKeepalive)
+		return
+	case FrameTypeLeave:
+		if in == nil {
+			r.drop(st, DropFrameType) // only hosts on links leave
+			return
+		}
+		if in.leave(fh.Src, fh.Epoch, now) {
+			r.m.Add("hosts.left", 1)
+		} else {
+			r.m.Add("hosts.left_stale", 1)
+		}
 		r.settle(st, outKeepalive)
 		return
 	}
@@ -286,6 +301,13 @@ func (r *Router) route(p *Packet, st *rx) {
 		}
 		if ep, ok := l.endpointOf(dst); ok {
 			r.emit(st, ep, p, l.cfg.ID)
+			return
+		}
+		if l.departed(dst, r.clk.Now()) {
+			// Its host left the link: say so now rather than after a
+			// neighbour resolution that cannot succeed.
+			r.drop(st, DropNeighbourUnresolved)
+			r.routeError(st, ip6.ICMPDstUnreach, ip6.CodeAddrUnreach, 0, data)
 			return
 		}
 		r.resolve(st, l, dst, data)

@@ -19,7 +19,7 @@ import (
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                                                               |
 //	+      Source link-layer address (48)   +-+-+-+-+-+-+-+-+-+-+-+-+
-//	|                                       |  Reserved (16, zero)  |
+//	|                                       |      Attachment       |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|  Payload: an IPv6 packet (type 1), nothing (type 2) ...
 //
@@ -27,7 +27,11 @@ import (
 // whose version it does not speak (counted as DropBadMagic / DropVersion).
 //
 // Type: 1 = IPv6 packet, 2 = keepalive (holds NAT mappings; refreshes the
-// router's view of where the sender is). Unknown types are dropped.
+// router's view of where the sender is), 3 = leave (a host that attached
+// elsewhere tells its old router at once, as a Wi-Fi station's
+// disassociation tells its access point: the router forgets it and answers
+// packets for its addresses with Address Unreachable instead of resolving
+// them). Unknown types are dropped.
 //
 // Flags: none are defined in version 1; a version 1 receiver drops a frame
 // with any flag set (DropFlags), so that a later feature announced by a flag,
@@ -41,6 +45,13 @@ import (
 // (the same value its ND messages carry), so that a router can learn where a
 // host is without parsing the payload, as an Ethernet switch does.
 //
+// Attachment: a host numbers its attachments (wrapping at 16 bits) and
+// stamps each frame it sends with the number of the attachment it belongs
+// to; routers send 0. A router honours a leave only when it has heard
+// nothing from a later attachment of that host, so that a leave the
+// underlay delays past the host's return to the same link (A, B, A within a
+// few milliseconds) does not disconnect it.
+//
 // The 16-byte header keeps the IPv6 packet 8-byte aligned and leaves room in
 // front of it inside the same buffer for encapsulation.
 const (
@@ -49,6 +60,7 @@ const (
 	FrameHeaderLen  = 16
 	FrameTypePacket = 1
 	FrameTypeKeep   = 2
+	FrameTypeLeave  = 3
 )
 
 // LinkAddr is an overlay link-layer address.
@@ -74,7 +86,12 @@ type FrameHeader struct {
 	Flags  uint8
 	LinkID uint32
 	Src    LinkAddr
+	Epoch  uint16 // the sender's attachment number (hosts; 0 from routers)
 }
+
+// epochAfter reports whether attachment number a is later than b, in serial
+// number arithmetic (RFC 1982) so that the count may wrap.
+func epochAfter(a, b uint16) bool { return int16(a-b) > 0 }
 
 // Frame parsing errors; each maps to a drop counter.
 var (
@@ -92,7 +109,7 @@ func (h *FrameHeader) Put(b []byte) {
 	b[0], b[1], b[2], b[3] = FrameMagic, FrameVersion, h.Type, h.Flags
 	binary.BigEndian.PutUint32(b[4:8], h.LinkID)
 	copy(b[8:14], h.Src[:])
-	b[14], b[15] = 0, 0
+	binary.BigEndian.PutUint16(b[14:16], h.Epoch)
 }
 
 // ParseFrame decodes the header of b and returns the payload. For packet
@@ -114,13 +131,14 @@ func ParseFrame(b []byte, h *FrameHeader) ([]byte, error) {
 	h.Type, h.Flags = b[2], b[3]
 	h.LinkID = binary.BigEndian.Uint32(b[4:8])
 	copy(h.Src[:], b[8:14])
+	h.Epoch = binary.BigEndian.Uint16(b[14:16])
 	payload := b[FrameHeaderLen:]
 	switch h.Type {
 	case FrameTypePacket:
 		if len(payload) == 0 || payload[0]>>4 != 6 {
 			return nil, ErrNotIPv6
 		}
-	case FrameTypeKeep:
+	case FrameTypeKeep, FrameTypeLeave:
 	default:
 		return nil, ErrFrameType
 	}

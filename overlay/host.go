@@ -91,6 +91,7 @@ type Host struct {
 	tap  Tap
 
 	links map[string]HostLink
+	byID  map[uint32]*hostLinkState
 
 	mu       sync.Mutex
 	cur      atomic.Pointer[hostState]
@@ -107,10 +108,17 @@ type Host struct {
 
 type hostHookBox struct{ h HostHook }
 
+// hostLinkState is what the host keeps per access link it may use.
+type hostLinkState struct {
+	link      HostLink
+	lastLeave atomic.Int64 // unix nanoseconds of the last leave sent on a stray frame
+}
+
 // hostState is the current link; att is nil until the router answered.
 type hostState struct {
-	link HostLink
-	att  *Attachment
+	link  HostLink
+	epoch uint16 // this attachment's number, stamped on its frames
+	att   *Attachment
 }
 
 // NewHost builds a host; Start makes it run and Attach puts it on a link.
@@ -134,11 +142,12 @@ func NewHost(cfg HostConfig, bind Bind, dev tun.Device) (*Host, error) {
 	c := newCounters(cfg.Metrics)
 	h := &Host{
 		cfg: cfg, ll: NodeLinkAddr(cfg.Name), log: log, clk: cfg.Clock, m: cfg.Metrics, c: c,
-		bind: bind, dev: dev, links: map[string]HostLink{},
+		bind: bind, dev: dev, links: map[string]HostLink{}, byID: map[uint32]*hostLinkState{},
 		run: newLoops(cfg.Name, log, cfg.Clock, c, cfg.PoisonBuffers),
 	}
 	for _, l := range cfg.Links {
 		h.links[l.Name] = l
+		h.byID[l.ID] = &hostLinkState{link: l}
 	}
 	return h, nil
 }
@@ -255,7 +264,14 @@ func (h *Host) Attach(link string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownLink, link)
 	}
 	h.mu.Lock()
-	h.cur.Store(&hostState{link: l})
+	epoch := uint16(1)
+	if old := h.cur.Load(); old != nil {
+		epoch = old.epoch + 1
+		if old.att != nil {
+			h.leave(old.link, old.epoch)
+		}
+	}
+	h.cur.Store(&hostState{link: l, epoch: epoch})
 	h.rsCount = 0
 	if h.rsTimer != nil {
 		h.rsTimer.Stop()
@@ -284,7 +300,7 @@ func (h *Host) solicitRouter() {
 		return
 	}
 	h.m.Add("nd.rs.out", 1)
-	sent := h.sendFrame(s.link, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
+	sent := h.sendFrame(s, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
 	h.rsCount++
 	// A network that has just come up often loses the first packets (no
 	// route yet, or a device still activating), so the first retries come
@@ -305,13 +321,45 @@ func (h *Host) solicitRouter() {
 	h.rsTimer = h.clk.AfterFunc(next, h.solicitRouter)
 }
 
+// leave tells the router of link l that this host's attachment epoch (or an
+// earlier one) is over. It is best effort: a lost leave is made good by the
+// next frame that router sends here (strayFrame), and failing that by the
+// router's member timeout.
+func (h *Host) leave(l HostLink, epoch uint16) {
+	var b [FrameHeaderLen]byte
+	(&FrameHeader{Type: FrameTypeLeave, LinkID: l.ID, Src: h.ll, Epoch: epoch}).Put(b[:])
+	if err := h.bind.Send([][]byte{b[:]}, l.Router); err == nil {
+		h.m.Add("leave.out", 1)
+	}
+}
+
+// strayFrame answers a frame from a link the host is not on (its router
+// missed the leave and still sends packets for the host's old address) with
+// another leave, at most once a second per link, as an 802.11 station that
+// gets frames from an access point it is not associated with is
+// deauthenticated. The current epoch is later than any attachment to that
+// link, so the router honours it; were the host to return there, its new
+// frames carry a later epoch still.
+func (h *Host) strayFrame(id uint32, epoch uint16) {
+	ls, ok := h.byID[id]
+	if !ok {
+		return
+	}
+	now := h.clk.Now().UnixNano()
+	last := ls.lastLeave.Load()
+	if last != 0 && now-last < int64(time.Second) || !ls.lastLeave.CompareAndSwap(last, now) {
+		return
+	}
+	h.leave(ls.link, epoch)
+}
+
 func (h *Host) keepalive() {
 	if h.run.closing.Load() {
 		return
 	}
 	if s := h.cur.Load(); s != nil {
 		var b [FrameHeaderLen]byte
-		fh := FrameHeader{Type: FrameTypeKeep, LinkID: s.link.ID, Src: h.ll}
+		fh := FrameHeader{Type: FrameTypeKeep, LinkID: s.link.ID, Src: h.ll, Epoch: s.epoch}
 		fh.Put(b[:])
 		if err := h.bind.Send([][]byte{b[:]}, s.link.Router); err == nil {
 			h.c.keepOut.Add(1)
@@ -323,9 +371,10 @@ func (h *Host) keepalive() {
 }
 
 // sendFrame sends one packet on link l (control path); it copies pkt.
-func (h *Host) sendFrame(l HostLink, pkt []byte) bool {
+func (h *Host) sendFrame(s *hostState, pkt []byte) bool {
+	l := s.link
 	p := NewPacket(pkt)
-	b := p.frame(&FrameHeader{Type: FrameTypePacket, LinkID: l.ID, Src: h.ll})
+	b := p.frame(&FrameHeader{Type: FrameTypePacket, LinkID: l.ID, Src: h.ll, Epoch: s.epoch})
 	if h.tap.Tapping() {
 		h.tap.see(Out, l.ID, h.clk.Now(), pkt)
 	}
@@ -345,7 +394,7 @@ func (h *Host) Send(pkt []byte) bool {
 		h.c.dropped(DropNotAttached, 1)
 		return false
 	}
-	return h.sendFrame(s.link, pkt)
+	return h.sendFrame(s, pkt)
 }
 
 // Announce sends an unsolicited Neighbor Advertisement (override set) for
@@ -356,7 +405,7 @@ func (h *Host) Announce(a netip.Addr) {
 	defer h.mu.Unlock()
 	if s := h.cur.Load(); s != nil && s.att != nil {
 		h.m.Add("nd.na.out", 1)
-		h.sendFrame(s.link, h.ctl.na(a, ip6.AllNodes, h.ll, false, false))
+		h.sendFrame(s, h.ctl.na(a, ip6.AllNodes, h.ll, false, false))
 	}
 }
 

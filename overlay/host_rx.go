@@ -36,6 +36,9 @@ func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
 		}
 		if s == nil || fh.LinkID != s.link.ID {
 			h.c.dropped(DropNotAttached, 1)
+			if s != nil {
+				h.strayFrame(fh.LinkID, s.epoch)
+			}
 			continue
 		}
 		if fh.Type != FrameTypePacket {
@@ -99,7 +102,7 @@ func (h *Host) handleND(st *hostRx, pkt []byte, s *hostState) {
 		}
 		h.m.Add("nd.na.out", 1)
 		st.nd.na(m.target, dst, h.ll, false, !src.IsUnspecified())
-		h.sendFrame(s.link, st.nd.packet())
+		h.sendFrame(s, st.nd.packet())
 	default:
 		h.m.Add("nd.other.in", 1)
 	}
@@ -136,7 +139,7 @@ func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
 	}
 	h.seq++
 	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: from, MTU: ra.mtu, At: h.clk.Now(), Seq: h.seq}
-	h.cur.Store(&hostState{link: s.link, att: att})
+	h.cur.Store(&hostState{link: s.link, epoch: s.epoch, att: att})
 	if h.rsTimer != nil {
 		h.rsTimer.Stop()
 		h.rsTimer = nil
@@ -144,7 +147,7 @@ func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
 	subs := append([]func(Attachment){}, h.onAttach...)
 	// Announce the new address at once so the router need not resolve it.
 	h.m.Add("nd.na.out", 1)
-	h.sendFrame(s.link, h.ctl.na(addr, ip6.AllNodes, h.ll, false, false))
+	h.sendFrame(s, h.ctl.na(addr, ip6.AllNodes, h.ll, false, false))
 	h.mu.Unlock()
 	h.m.Add("attach.completed", 1)
 	h.log.Info("attached", "link", s.link.Name, "prefix", prefix, "address", addr)
@@ -175,7 +178,7 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 		h.c.dropped(DropNotAttached, n)
 		return
 	}
-	fh := FrameHeader{Type: FrameTypePacket, LinkID: s.link.ID, Src: h.ll}
+	fh := FrameHeader{Type: FrameTypePacket, LinkID: s.link.ID, Src: h.ll, Epoch: s.epoch}
 	hb := h.hook.Load()
 	var now time.Time
 	if h.tap.Tapping() {

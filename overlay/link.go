@@ -20,11 +20,27 @@ type accessLink struct {
 	mu      sync.RWMutex
 	members map[LinkAddr]*member
 	neigh   map[netip.Addr]*neighbour
+	// gone are addresses whose host left the link (a leave frame): packets
+	// for them are refused at once until the entry runs out or the host
+	// comes back.
+	gone map[netip.Addr]departure
 }
+
+// departure is an address whose host left.
+type departure struct {
+	ll    LinkAddr
+	epoch uint16 // the attachment that ended
+	until time.Time
+}
+
+// departedFor is how long a router answers for an address whose host left:
+// long enough for a correspondent to hear and fall back (RFC 6275 9.3.2).
+const departedFor = 30 * time.Second
 
 type member struct {
 	ep       netip.AddrPort
 	lastSeen time.Time
+	epoch    uint16 // the latest attachment heard from (FrameHeader.Epoch)
 }
 
 type neighbourState uint8
@@ -63,26 +79,71 @@ func newAccessLink(cfg LinkConfig, routerName string) *accessLink {
 		linkLocal: LinkLocal(routerName, cfg.Name),
 		members:   map[LinkAddr]*member{},
 		neigh:     map[netip.Addr]*neighbour{},
+		gone:      map[netip.Addr]departure{},
 	}
+}
+
+// leave forgets host ll and its neighbour entries and remembers its
+// addresses as departed, unless the host has been heard from in a later
+// attachment than the one it leaves (the leave came late). It reports
+// whether it did.
+func (l *accessLink) leave(ll LinkAddr, epoch uint16, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.members[ll]
+	if !ok || epochAfter(m.epoch, epoch) {
+		return false
+	}
+	delete(l.members, ll)
+	for a, nb := range l.neigh {
+		if nb.state == neighReachable && nb.ll == ll {
+			delete(l.neigh, a)
+			if len(l.gone) < maxDepartures {
+				l.gone[a] = departure{ll: ll, epoch: epoch, until: now.Add(departedFor)}
+			}
+		}
+	}
+	return true
+}
+
+// maxDepartures bounds the departed addresses a link remembers.
+const maxDepartures = 4096
+
+// departed reports whether a's host left the link lately.
+func (l *accessLink) departed(a netip.Addr, now time.Time) bool {
+	l.mu.RLock()
+	d, ok := l.gone[a]
+	l.mu.RUnlock()
+	return ok && now.Before(d.until)
 }
 
 // touch records that ll was heard from ep. It takes the write lock only when
 // something changed, so the per-frame cost is a read-locked map lookup.
-func (l *accessLink) touch(ll LinkAddr, ep netip.AddrPort, now time.Time) {
+func (l *accessLink) touch(ll LinkAddr, ep netip.AddrPort, epoch uint16, now time.Time) {
 	l.mu.RLock()
 	m, ok := l.members[ll]
-	same := ok && m.ep == ep && now.Sub(m.lastSeen) < time.Second
+	same := ok && m.ep == ep && m.epoch == epoch && now.Sub(m.lastSeen) < time.Second
 	l.mu.RUnlock()
 	if same {
 		return
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if m, ok = l.members[ll]; ok {
 		m.ep, m.lastSeen = ep, now
-	} else {
-		l.members[ll] = &member{ep: ep, lastSeen: now}
+		if epochAfter(epoch, m.epoch) {
+			m.epoch = epoch
+		}
+		return
 	}
-	l.mu.Unlock()
+	l.members[ll] = &member{ep: ep, lastSeen: now, epoch: epoch}
+	// A host that left and came back: its addresses are resolvable again
+	// (a late frame of the attachment that ended does not count).
+	for a, d := range l.gone {
+		if d.ll == ll && epochAfter(epoch, d.epoch) {
+			delete(l.gone, a)
+		}
+	}
 }
 
 // endpointOf returns where to send a frame for the neighbour with address a.
@@ -119,6 +180,7 @@ func (l *accessLink) learn(a netip.Addr, ll LinkAddr) []pendingPacket {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	delete(l.gone, a)
 	n, ok := l.neigh[a]
 	if !ok {
 		l.neigh[a] = &neighbour{state: neighReachable, ll: ll}
@@ -149,6 +211,11 @@ func (l *accessLink) forget(a netip.Addr) {
 func (l *accessLink) expire(cutoff time.Time) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for a, d := range l.gone {
+		if d.until.Before(cutoff) { // long past: cutoff is a member timeout ago
+			delete(l.gone, a)
+		}
+	}
 	gone := 0
 	for ll, m := range l.members {
 		if m.lastSeen.Before(cutoff) {

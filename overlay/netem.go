@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -35,7 +36,12 @@ type Netem struct {
 
 	Dropped atomic.Uint64 // datagrams lost on purpose
 	Delayed atomic.Uint64
+	extra   atomic.Uint64 // math.Float64bits of the loss added to every frame
 }
+
+// SetExtraLoss adds a loss probability to every frame on top of the shape's
+// (0 removes it), for tests and experiments that change loss mid-run.
+func (n *Netem) SetExtraLoss(p float64) { n.extra.Store(math.Float64bits(p)) }
 
 // lossStream is one sequence of loss decisions. Each signalling flow (the
 // source and destination of a Mobility Header or SIP packet, inside a
@@ -98,6 +104,9 @@ func (n *Netem) Send(bufs [][]byte, to netip.AddrPort) error {
 		id = binary.BigEndian.Uint32(bufs[0][4:8])
 	}
 	delay, loss := n.shape(to, id)
+	if extra := math.Float64frombits(n.extra.Load()); extra > 0 {
+		loss = 1 - (1-loss)*(1-extra)
+	}
 	if delay <= 0 && loss <= 0 {
 		return n.Bind.Send(bufs, to)
 	}
