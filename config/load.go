@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ha2r/mip6testbed/mobility"
 )
 
 // Defaults.
@@ -81,7 +83,7 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 	mm := d.mapping(m["mobility"].val, "mobility", "rr_trigger", "anchor_idle", "mn_auth", "home_lifetime")
 	t.Mobility = MobilityOptions{
 		RRTrigger:    d.choice(mm, "rr_trigger", "tunnelled", "tunnelled", "first_packet", "both", "never"),
-		AnchorIdle:   d.duration(mm, "anchor_idle", 30*time.Second),
+		AnchorIdle:   d.duration(mm, "anchor_idle", mobility.DefaultAnchorIdle),
 		MNAuth:       d.choice(mm, "mn_auth", "attach", "attach", "first_session"),
 		HomeLifetime: d.duration(mm, "home_lifetime", 420*time.Second),
 	}

@@ -58,3 +58,23 @@ func TestClaims(t *testing.T) {
 		}
 	}
 }
+
+// Each handover's media gap is the longest silence between it and the next
+// move: with moves 3 s apart, a gap after the second move used to be
+// reported for the first as well.
+func TestGapAroundStopsAtNextMove(t *testing.T) {
+	var arr []Arrival
+	for ms := 0; ms < 8000; ms += 20 {
+		if (ms > 1000 && ms < 1100) || (ms > 4000 && ms < 4200) {
+			continue // silences of 100 and 200 ms after the moves at 0.9 and 3.9 s
+		}
+		arr = append(arr, Arrival{T: float64(ms) / 1000})
+	}
+	first, second := gapAround(arr, 0.9, 3.9), gapAround(arr, 3.9, 8.9)
+	if first < 99 || first > 101 {
+		t.Errorf("first move's gap %.1f ms, want 100", first)
+	}
+	if second < 199 || second > 201 {
+		t.Errorf("second move's gap %.1f ms, want 200", second)
+	}
+}

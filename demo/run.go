@@ -334,8 +334,13 @@ func measure(ctx context.Context, o Options, scheme config.Scheme, topo *config.
 	for i := range res.Handovers {
 		h := &res.Handovers[i]
 		at := h.At.Sub(res.InviteAt).Seconds()
-		h.GapToMN1 = gapAround(res.Arrivals[0], at)
-		h.GapToMN2 = gapAround(res.Arrivals[1], at)
+		until := at + 5
+		if i+1 < len(res.Handovers) {
+			// A gap after the next move is that move's, not this one's.
+			until = min(until, res.Handovers[i+1].At.Sub(res.InviteAt).Seconds())
+		}
+		h.GapToMN1 = gapAround(res.Arrivals[0], at, until)
+		h.GapToMN2 = gapAround(res.Arrivals[1], at, until)
 	}
 	res.summarise(setupEnd)
 	res.paths(tr, res.InviteAt)
@@ -395,11 +400,11 @@ func waitFor(ctx context.Context, limit time.Duration, f func() bool) error {
 }
 
 // gapAround returns, in ms, the longest silence in arrivals (seconds) that
-// ends after at and starts within 5 s of it.
-func gapAround(arr []Arrival, at float64) float64 {
+// ends after at and starts before until.
+func gapAround(arr []Arrival, at, until float64) float64 {
 	var gap float64
 	for i := 1; i < len(arr); i++ {
-		if arr[i].T < at || arr[i-1].T > at+5 {
+		if arr[i].T < at || arr[i-1].T >= until {
 			continue
 		}
 		gap = max(gap, arr[i].T-arr[i-1].T)

@@ -41,6 +41,7 @@ type Lab struct {
 	netems    map[string]*overlay.Netem
 	spare     map[string]overlay.Bind // opened binds not yet owned by a node
 	endpoints map[string]netip.AddrPort
+	loss      float64                        // SetLoss's, for nodes restarted later
 	stores    map[string]mobility.StateStore // each node's state, kept across restarts
 }
 
@@ -117,6 +118,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 func (l *Lab) build(name string, b overlay.Bind, i uint64) (*node.Node, error) {
 	if !l.opts.NoDelay {
 		ne := overlay.NewNetem(b, node.TopologyShape(l.Topo, name, l.endpoints), l.opts.Seed*1000+i)
+		ne.SetExtraLoss(l.loss)
 		l.netems[name] = ne
 		b = ne
 	}
@@ -199,6 +201,16 @@ func (l *Lab) Handover(ctx context.Context, name, link string) (overlay.Attachme
 		return overlay.Attachment{}, err
 	}
 	return n.WaitAttached(ctx, link)
+}
+
+// SetLoss adds loss probability p to every frame every node sends (on top
+// of the topology's), from now on; the lab must run with delays (not
+// NoDelay) for it to apply.
+func (l *Lab) SetLoss(p float64) {
+	l.loss = p
+	for _, ne := range l.netems {
+		ne.SetExtraLoss(p)
+	}
 }
 
 // LostOnPurpose returns how many frames each node's emulated links dropped.

@@ -29,6 +29,13 @@ type tcpTransfer struct {
 
 func startTCPTransfer(t *testing.T, l *Lab, from, to string, listen netip.AddrPort, size int, rate int) *tcpTransfer {
 	t.Helper()
+	return startTCPTransferFrom(t, l, from, netip.Addr{}, to, listen, size, rate)
+}
+
+// startTCPTransferFrom is startTCPTransfer with the sender's source address
+// chosen (invalid: the stack's choice).
+func startTCPTransferFrom(t *testing.T, l *Lab, from string, src netip.Addr, to string, listen netip.AddrPort, size int, rate int) *tcpTransfer {
+	t.Helper()
 	x := &tcpTransfer{size: size, done: make(chan error, 2)}
 	ln, err := l.Userspace(to).ListenTCP(listen)
 	if err != nil {
@@ -72,7 +79,12 @@ func startTCPTransfer(t *testing.T, l *Lab, from, to string, listen netip.AddrPo
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := l.Userspace(from).DialTCP(ctx, netip.AddrPortFrom(listen.Addr(), listen.Port()))
+	var c *gonet.TCPConn
+	if src.IsValid() {
+		c, err = l.Userspace(from).DialTCPFrom(ctx, src, netip.AddrPortFrom(listen.Addr(), listen.Port()))
+	} else {
+		c, err = l.Userspace(from).DialTCP(ctx, netip.AddrPortFrom(listen.Addr(), listen.Port()))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,12 +287,21 @@ func TestHomeAgentRestartKeepsState(t *testing.T) {
 	if _, ok := g.ha.ha.Bindings().Lookup(hoa); !ok {
 		t.Fatal("the home binding did not survive the restart")
 	}
-	// Back at ar1, which has seen the home agent's replies before.
-	for _, at := range []overlay.Attachment{attachment("ar2", ar2P, careOf2), attachment("ar1", arP, careOf1)} {
-		g.clk.Advance(time.Second) // a fresh RFC 4285 timestamp
-		g.h.attach(at)
+	// Away at ar2 until the idle anchor at ar1 is released, then back at
+	// ar1, which has seen the home agent's replies before: a new
+	// authentication there.
+	g.clk.Advance(time.Second) // a fresh RFC 4285 timestamp
+	g.h.attach(attachment("ar2", ar2P, careOf2))
+	g.pump(t)
+	for range 40 {
+		g.clk.Advance(time.Second)
 		g.pump(t)
 	}
+	if g.x1.Anchors().Len() != 0 {
+		t.Fatal("the idle anchor at ar1 was not released")
+	}
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.pump(t)
 	if n := counter(g.sig, "mnauth.completed"); n != 3 {
 		t.Errorf("%d authentications completed, want 3 (ar1: %v)", n, g.sig1.Metrics().Snapshot())
 	}

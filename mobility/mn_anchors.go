@@ -152,11 +152,12 @@ func (s *anchorSet) moved(cur overlay.Attachment) {
 	prev := s.cur
 	s.cur = cur.Address
 	now := s.clk.Now()
-	if a := s.anchors[cur.Address]; a != nil && a.state == anchorReady {
-		// Back under the router that handed this address out: it is local
-		// again, so its anchor (and key) is released; a fresh
-		// authentication follows as for any attach.
-		s.release(a)
+	// Back under the router that handed this address out, with its key
+	// still held: the anchor points at the address itself again (the HA2R
+	// stops tunnelling it) and no new authentication is needed.
+	back := s.anchors[cur.Address]
+	if back != nil && back.state != anchorReady {
+		back = nil
 	}
 	for coa, a := range s.anchors {
 		switch {
@@ -173,6 +174,12 @@ func (s *anchorSet) moved(cur overlay.Attachment) {
 		}
 	}
 	s.addresses(prev, cur.Address)
+	if back != nil {
+		s.bind(back, back.lifetimeOr())
+		s.publish()
+		s.preferCareOf(back.coa)
+		return
+	}
 	if s.ha2r[cur.Link.Name] && !s.prefix.Contains(cur.Address) {
 		if old := s.anchors[cur.Address]; old != nil {
 			old.rt.reset() // an unfinished authentication here: start afresh

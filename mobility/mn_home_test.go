@@ -21,7 +21,7 @@ func newMNRig(t *testing.T, scheme Scheme) *mnRig {
 	clk := clock.NewFake(epoch)
 	g := &mnRig{clk: clk, h: &fakeHost{name: "mn", clk: clk}, sig: newSignals("mn", clk)}
 	g.mn = NewMobileNode(g.h, g.sig, MobileNodeConfig{Home: hoa, HomePrefix: homeP, HomeAgent: haAddr, SPI: mnSPI, Key: mnKey,
-		Scheme: scheme, HomeLifetime: 420 * time.Second, HA2RLinks: map[string]bool{"ar1": true, "ar2": true}, Log: quiet})
+		Scheme: scheme, HomeLifetime: 420 * time.Second, HA2RLinks: map[string]bool{"ar1": true, "ar2": true}, AnchorIdle: 30 * time.Second, Log: quiet})
 	t.Cleanup(g.mn.Close)
 	return g
 }

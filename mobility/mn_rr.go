@@ -371,6 +371,28 @@ func (rr *returnRoutability) fallBack(peer netip.Addr) {
 	}
 }
 
+// BULEntry is one binding update list entry for status output.
+type BULEntry struct {
+	Peer    netip.Addr `json:"peer"`
+	State   string     `json:"state"`
+	CareOf  netip.Addr `json:"care_of_address"`
+	Seq     uint16     `json:"seq"`
+	Expires time.Time  `json:"expires,omitempty"`
+}
+
+var roStateNames = [...]string{roTesting: "testing", roBUSent: "binding", roBound: "bound", roDeregistering: "deregistering"}
+
+// entries describes the binding update list.
+func (rr *returnRoutability) entries() []BULEntry {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	var out []BULEntry
+	for p, e := range rr.peers {
+		out = append(out, BULEntry{Peer: p, State: roStateNames[e.state], CareOf: e.coaFor, Seq: e.seq, Expires: e.expires})
+	}
+	return out
+}
+
 // boundPeers reports the peers route optimisation is done with.
 func (rr *returnRoutability) boundPeers() []string {
 	var out []string

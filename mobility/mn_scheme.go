@@ -120,8 +120,11 @@ func (s *standardScheme) unreachable(quoted []byte) {
 // contact: the standard scheme keeps the care-of address below the stack.
 func (s *standardScheme) contact(_, home netip.Addr) netip.Addr { return home }
 
-func (s *standardScheme) status(st *MNStatus) { st.RouteOptim = s.rr.boundPeers() }
-func (s *standardScheme) close()              { s.rr.close() }
+func (s *standardScheme) status(st *MNStatus) {
+	st.RouteOptim = s.rr.boundPeers()
+	st.BindingUpdateList = s.rr.entries()
+}
+func (s *standardScheme) close() { s.rr.close() }
 
 // ha2rScheme is the paper's: anchors at the HA2Rs that handed out care-of
 // addresses, no Return Routability.

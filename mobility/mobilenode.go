@@ -24,6 +24,13 @@ const (
 	RROnFirstPacket
 )
 
+// DefaultAnchorIdle is how long an old care-of address may carry nothing
+// before its anchor is released: longer than twice TCP's longest
+// retransmission timeout (60 s in Linux and gVisor), so that a connection
+// whose timer backed off during a bad stretch is not mistaken for an ended
+// one.
+const DefaultAnchorIdle = 150 * time.Second
+
 // MobileNodeConfig configures a mobile node.
 type MobileNodeConfig struct {
 	Home       netip.Addr
@@ -96,7 +103,7 @@ func NewMobileNode(h HostPort, sig *Signals, cfg MobileNodeConfig) *MobileNode {
 		cfg.HomeLifetime = DefaultHomeLifetime
 	}
 	if cfg.AnchorIdle == 0 {
-		cfg.AnchorIdle = 30 * time.Second
+		cfg.AnchorIdle = DefaultAnchorIdle
 	}
 	if cfg.Scheme == "" {
 		cfg.Scheme = SchemeStandard
@@ -427,15 +434,20 @@ func (mn *MobileNode) handleMH(pkt []byte, tunnelledBy netip.Addr) {
 
 // MNStatus describes the mobile node for `node status`.
 type MNStatus struct {
-	Scheme       Scheme      `json:"scheme"`
-	Home         netip.Addr  `json:"home_address"`
-	CareOf       netip.Addr  `json:"care_of_address"`
-	AtHome       bool        `json:"at_home"`
-	HomeBound    bool        `json:"home_registered"`
-	HomeExpires  time.Time   `json:"home_binding_expires"`
-	RouteOptim   []string    `json:"route_optimised_peers"`
-	PeerBindings []Binding   `json:"peer_bindings"`
-	Anchors      []AnchorDoc `json:"anchors,omitempty"`
+	Scheme Scheme     `json:"scheme"`
+	Home   netip.Addr `json:"home_address"`
+	CareOf netip.Addr `json:"care_of_address"`
+	AtHome bool       `json:"at_home"`
+	// Contact is the source of new sessions and the SIP Contact: the home
+	// address until the care-of address is authenticated at an HA2R.
+	Contact     netip.Addr `json:"contact"`
+	HomeBound   bool       `json:"home_registered"`
+	HomeExpires time.Time  `json:"home_binding_expires"`
+	RouteOptim  []string   `json:"route_optimised_peers"`
+	// BindingUpdateList is Return Routability's list of correspondents.
+	BindingUpdateList []BULEntry  `json:"binding_update_list,omitempty"`
+	PeerBindings      []Binding   `json:"peer_bindings"`
+	Anchors           []AnchorDoc `json:"anchors,omitempty"`
 }
 
 // AnchorDoc describes one HA2R anchor of the mobile node.
@@ -450,7 +462,7 @@ type AnchorDoc struct {
 // Status reports the mobile node's bindings.
 func (mn *MobileNode) Status() MNStatus {
 	v := mn.at.Load()
-	st := MNStatus{Scheme: mn.cfg.Scheme, Home: mn.cfg.Home, CareOf: v.Address, AtHome: v.atHome}
+	st := MNStatus{Scheme: mn.cfg.Scheme, Home: mn.cfg.Home, CareOf: v.Address, AtHome: v.atHome, Contact: mn.Contact()}
 	st.HomeBound, st.HomeExpires = mn.home.state()
 	st.PeerBindings = mn.cn.Bindings().All()
 	mn.scheme.status(&st)

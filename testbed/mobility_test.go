@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ha2r/mip6testbed/internal/testenv"
 )
 
 // Standard Mobile IPv6 on kernel TUNs: ping and iperf3 between the two
@@ -101,9 +103,11 @@ func TestKernelHA2RStreamSurvivesSwitch(t *testing.T) {
 	}
 	after, _ := b.waitAttached("mn1", "ar1p", 5*time.Second)
 	b.waitCounter("mn1", "anchor.bound", 1, 10*time.Second)
-	if src := routeSource(t, b, "mn1", coa2); src != after.Host.Address {
-		t.Errorf("after the switch new connections come from %s, want %s", src, after.Host.Address)
-	}
+	// The new care-of address becomes the source of new connections once
+	// AR1' has authenticated the node (until then, the home address).
+	b.waitCounter("mn1", "mnauth.completed", 2, 10*time.Second)
+	testenv.Poll(t, 100*time.Millisecond, 5*time.Second, "new connections from the new care-of address "+after.Host.Address,
+		func() bool { return routeSource(t, b, "mn1", coa2) == after.Host.Address })
 	r := <-done
 	ar1, _ := b.status("ar1")
 	t.Logf("iperf3 CoA1 -> CoA2 across the switch: %.0f MB at %.0f Mbit/s; ar1 tunnelled %d and decapsulated %d packets",
