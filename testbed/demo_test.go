@@ -16,7 +16,8 @@ import (
 
 // TestDemoOnNamespaces runs scripts/testbed.sh demo: the demo's scenario on
 // kernel TUNs in network namespaces, for both schemes, and checks its report
-// as the in-process demo's test does.
+// as the in-process demo's test does. MN1 moves three times during the call,
+// the third time back to its home link: media must flow after each move.
 func TestDemoOnNamespaces(t *testing.T) {
 	requireRoot(t, "ip", "tc")
 	id := fmt.Sprintf("d%d", os.Getpid()%100000)
@@ -24,7 +25,7 @@ func TestDemoOnNamespaces(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "../scripts/testbed.sh", "demo", "--", "--talk", "2s", "--out", out)
+	cmd := exec.CommandContext(ctx, "../scripts/testbed.sh", "demo", "--", "--talk", "2s", "--moves", "3", "--out", out)
 	cmd.Env = append(os.Environ(), "TESTBED_ID="+id, "TESTBED_DIR="+dir, "NODE_BIN="+nodeBin)
 	output, err := cmd.CombinedOutput()
 	t.Cleanup(func() {
@@ -55,6 +56,11 @@ func TestDemoOnNamespaces(t *testing.T) {
 	std, ha2r := rep.Results[0], rep.Results[1]
 	if std.Scheme != "standard" || ha2r.Scheme != "ha2r" {
 		t.Fatalf("schemes %s, %s", std.Scheme, ha2r.Scheme)
+	}
+	for _, r := range rep.Results {
+		if n := len(r.Handovers); n != 3 || r.Handovers[2].Link != "home1" {
+			t.Errorf("%s: %d handovers (%+v), want 3 ending on home1", r.Scheme, n, r.Handovers)
+		}
 	}
 	for _, r := range rep.Results {
 		for _, p := range r.CounterProblems() {

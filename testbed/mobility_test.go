@@ -1,6 +1,9 @@
 package testbed
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +135,107 @@ func routeSource(t *testing.T, b *bed, node, dst string) string {
 	}
 	t.Fatalf("no source in %q", out)
 	return ""
+}
+
+// mtuTopology writes fig4 with the ar1p access link at IPv6's minimum MTU,
+// 1280 bytes, and returns its path.
+func mtuTopology(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), "router: ar1p,", "router: ar1p, mtu: 1280,", 1)
+	if y == string(b) {
+		t.Fatal("fig4.yaml has no ar1p link to shrink")
+	}
+	p := filepath.Join(t.TempDir(), "fig4-1280.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ping1280 pings dst from node with 1280-byte packets (a 1232-byte payload)
+// and fails unless most answers come: the first may be lost while the
+// tunnel entry learns the path's MTU from a Packet Too Big.
+func ping1280(t *testing.T, b *bed, node, src, dst string) {
+	t.Helper()
+	out, err := b.exec(20*time.Second, node, "ping", "-6", "-n", "-c", "5", "-i", "0.2", "-W", "2", "-s", "1232", "-I", src, dst)
+	var sent, got int
+	if _, e := fmt.Sscanf(pingSummary(out), "%d packets transmitted, %d received", &sent, &got); e != nil || got < 3 {
+		t.Fatalf("%s: ping -s 1232 %s -> %s: %d of %d answered (%v)\n%s", node, src, dst, got, sent, err, out)
+	}
+}
+
+func pingSummary(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "packets transmitted") {
+			return l
+		}
+	}
+	return ""
+}
+
+// With mn1 on a 1280-byte link, 1280-byte packets and a TCP transfer pass
+// its home agent's tunnel (standard scheme) and, in the paper's scheme, the
+// tunnel of the HA2R that anchors its old care-of address: the tunnel
+// entries learn the smaller MTU from Packet Too Big and fragment what the
+// sender cannot make smaller (RFC 2473 7.1), on kernel TUNs.
+func TestKernelMTU1280(t *testing.T) {
+	requireRoot(t, "ping", "iperf3")
+	topo := mtuTopology(t)
+	const hoa1 = "2001:db8:1::10"
+	t.Run("standard", func(t *testing.T) {
+		b := startBed(t, topo, "--scheme", "standard")
+		b.waitAttached("mn1", "ar1", 10*time.Second)
+		b.waitCounter("mn1", "mh.in.BA.home", 1, 10*time.Second)
+		if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
+			t.Fatalf("switch: %v\n%s", err, out)
+		}
+		b.waitAttached("mn1", "ar1p", 5*time.Second)
+		b.waitCounter("mn1", "mh.in.BA.home", 2, 10*time.Second)
+		cn, _ := b.status("cn")
+		ping1280(t, b, "cn", cn.Host.Address, hoa1)
+		ping1280(t, b, "mn1", hoa1, cn.Host.Address)
+		iperfThrough(t, b, "mn1", hoa1, "cn")
+		ha1, _ := b.status("ha1")
+		if ha1.Counters["tunnel.packet_too_big"] == 0 {
+			t.Error("the home agent never learned that its tunnel was too small")
+		}
+	})
+	t.Run("ha2r", func(t *testing.T) {
+		b := startBed(t, topo, "--scheme", "ha2r")
+		st1, _ := b.waitAttached("mn1", "ar1", 10*time.Second)
+		b.waitCounter("mn1", "mnauth.completed", 1, 10*time.Second)
+		coa1 := st1.Host.Address
+		if out, err := b.script("switch", "mn1", "ar1p"); err != nil {
+			t.Fatalf("switch: %v\n%s", err, out)
+		}
+		b.waitAttached("mn1", "ar1p", 5*time.Second)
+		b.waitCounter("mn1", "anchor.bound", 1, 10*time.Second)
+		cn, _ := b.status("cn")
+		ping1280(t, b, "cn", cn.Host.Address, coa1) // through ar1's anchor tunnel
+		ping1280(t, b, "cn", cn.Host.Address, hoa1) // through ha1's tunnel
+		iperfThrough(t, b, "mn1", coa1, "cn")
+		ar1, _ := b.status("ar1")
+		if ar1.Counters["fragments.out"] == 0 {
+			t.Error("ar1 never fragmented its anchor tunnel")
+		}
+	})
+}
+
+// iperfThrough runs a 3-second iperf3 TCP transfer from client to an
+// iperf3 server on node bound to addr, and fails unless data arrived.
+func iperfThrough(t *testing.T, b *bed, node, addr, client string) {
+	t.Helper()
+	if out, err := b.exec(10*time.Second, node, "iperf3", "-s", "-D", "-1", "-B", addr); err != nil {
+		t.Fatalf("iperf3 server on %s: %v\n%s", node, err, out)
+	}
+	b.waitListening(node, 5201)
+	bytes, bps := b.iperf(client, addr, 3)
+	if bytes == 0 {
+		t.Fatalf("iperf3 %s -> %s moved nothing", client, addr)
+	}
+	t.Logf("iperf3 %s -> %s over the 1280-byte link: %.1f MB at %.0f Mbit/s", client, addr, bytes/1e6, bps/1e6)
 }
