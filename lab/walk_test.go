@@ -147,8 +147,8 @@ type walkStats struct {
 	restarts      int
 	worstRecovery time.Duration
 	recoveries    []time.Duration // per settled move
-	bound         time.Duration // recoveryBound at the walk's loss
-	mediaLost     []int         // per settled move, RTP packets lost around it (both directions)
+	bound         time.Duration   // recoveryBound at the walk's loss
+	mediaLost     []int           // per settled move, RTP packets lost around it (both directions)
 }
 
 func (s walkStats) String() string {
