@@ -224,3 +224,31 @@ func TestReturnRoutabilityDeregistersAtHome(t *testing.T) {
 		})
 	}
 }
+
+// An ICMPv6 error that reaches the node through its home agent's tunnel
+// (a router's answer to a packet it sent from its home address) starts no
+// Return Routability with the router: errors are not sessions. It used to
+// start a test run with the router that sent it.
+func TestTunnelledErrorStartsNoReturnRoutability(t *testing.T) {
+	g := newRRPair(t)
+	g.mn.scheme.(*standardScheme).trigger = RROnTunnelled
+	router := netip.MustParseAddr("2001:db8:11::1")
+	quoted := ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: hoa, Dst: netip.MustParseAddr("2001:db8:11::77")}, make([]byte, 8))
+	icmp := append([]byte{ip6.ICMPDstUnreach, ip6.CodeAddrUnreach, 0, 0, 0, 0, 0, 0}, quoted...)
+	errPkt := ip6.Build(ip6.Fields{NextHeader: ip6.ProtoICMPv6, HopLimit: 64, Src: router, Dst: hoa}, icmp)
+	p := overlay.NewPacket(errPkt)
+	if !encapsulate(p, haAddr, careOf1) {
+		t.Fatal("encapsulate")
+	}
+	g.h.deliver(p.Data())
+	if s := g.pump(t); s[mh.TypeHoTI] != 0 || counter(g.sig, "rr.started") != 0 {
+		t.Fatalf("an ICMPv6 error started Return Routability: sent %v", s)
+	}
+	// A tunnelled packet of a session does.
+	p = overlay.NewPacket(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: cnAddr, Dst: hoa}, make([]byte, 8)))
+	encapsulate(p, haAddr, careOf1)
+	g.h.deliver(p.Data())
+	if counter(g.sig, "rr.started") != 1 {
+		t.Fatal("a tunnelled session packet started no Return Routability")
+	}
+}

@@ -353,13 +353,15 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 		return overlay.Consumed
 	}
 	d := p.Data()
+	session := true // an ICMPv6 error is no session: it triggers nothing
 	switch c.Upper {
 	case ip6.ProtoMH:
 		mn.handleMH(d, tunnelledBy)
 		return overlay.Consumed
 	case ip6.ProtoICMPv6:
-		if c.UpperOff < len(d) {
+		if c.UpperOff < len(d) && d[c.UpperOff] < 128 {
 			mn.icmpError(d[c.UpperOff:])
+			session = false
 		}
 	}
 	src := p.Header().Src()
@@ -381,7 +383,9 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 			return overlay.Consumed
 		}
 	}
-	mn.scheme.delivered(tunnelledBy, src, p.Header().Dst())
+	if session {
+		mn.scheme.delivered(tunnelledBy, src, p.Header().Dst())
+	}
 	return overlay.Continue
 }
 

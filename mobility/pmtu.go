@@ -115,13 +115,6 @@ func (f *fragments) reassemble(p *overlay.Packet, fragOff int) bool {
 	return true
 }
 
-// pending reports how many packets await fragments.
-func (f *fragments) pending() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.r.Pending()
-}
-
 // fragmentOf returns where p's Fragment header is, if it has one.
 func fragmentOf(p *overlay.Packet) (int, bool) {
 	c, err := p.Chain()
