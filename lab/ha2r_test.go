@@ -104,7 +104,11 @@ func TestHA2RFig5(t *testing.T) {
 	l.Node("mn2").Host.SetTap(func(d overlay.Direction, _ uint32, _ time.Time, pkt []byte) {
 		mu.Lock()
 		defer mu.Unlock()
-		if d == overlay.In && first == nil && pkt[6] == ip6.ProtoTCP || d == overlay.In && first == nil && pkt[6] == ip6.ProtoIPv6 {
+		// The session's first packet: TCP, or TCP in a tunnel (anything
+		// else, such as a late SIP answer through the home agent, is not
+		// the session's).
+		tcp := pkt[6] == ip6.ProtoTCP || pkt[6] == ip6.ProtoIPv6 && len(pkt) > 2*ip6.HeaderLen && pkt[ip6.HeaderLen+6] == ip6.ProtoTCP
+		if d == overlay.In && first == nil && tcp {
 			first = append([]byte(nil), pkt...)
 		}
 	})

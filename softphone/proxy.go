@@ -338,6 +338,16 @@ func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
 	defer clTx.Terminate()
 	p.m.Add("sip.proxy.forwarded", 1)
 	if req.IsInvite() {
+		// The callee retransmits its 2xx until the caller's ACK comes
+		// (RFC 3261 13.3.1.4); the client transaction, in RFC 6026's
+		// Accepted state, passes the retransmissions here and the proxy
+		// forwards each (RFC 3261 16.7 step 5): a lost 2xx below the
+		// proxy must not cost the call.
+		clTx.OnRetransmission(func(res *sip.Response) {
+			if res.IsSuccess() {
+				p.relay2xx(tx, req, res)
+			}
+		})
 		tx.OnCancel(func(*sip.Request) {
 			cancelReq := newCancel(req)
 			p.client.WriteRequest(cancelReq, p.pinConnection)
@@ -357,13 +367,7 @@ func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
 			if res.StatusCode == 100 {
 				continue // hop by hop (RFC 3261 16.7 step 5)
 			}
-			res.RemoveHeader("Via") // our own, the topmost (RFC 3261 16.7)
-			// Answer to where the request came from: deriving it from an
-			// IPv6 Via sent-by trips sipgo ("too many colons").
-			res.SetDestination(req.Source())
-			if err := tx.Respond(res); err != nil {
-				p.log.Debug("relay response", "err", err)
-			}
+			p.relayResponse(tx, req, res)
 			if res.StatusCode >= 200 {
 				final = true
 				if !req.IsInvite() {
@@ -387,6 +391,25 @@ func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+}
+
+// relayResponse passes a response of a forwarded request back through the
+// server transaction: without its own Via (the topmost, RFC 3261 16.7), to
+// where the request came from (deriving that from an IPv6 Via sent-by trips
+// sipgo, "too many colons").
+func (p *Proxy) relayResponse(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
+	res.RemoveHeader("Via")
+	res.SetDestination(req.Source())
+	if err := tx.Respond(res); err != nil {
+		p.log.Debug("relay response", "err", err, "status", res.StatusCode)
+	}
+}
+
+// relay2xx forwards a retransmitted 2xx for INVITE; the server transaction,
+// Accepted as well (RFC 6026 7.1), passes it to the transport.
+func (p *Proxy) relay2xx(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
+	p.m.Add("sip.proxy.relayed_retransmission", 1)
+	p.relayResponse(tx, req, res)
 }
 
 // pinConnection makes forwarded requests leave through the proxy's own
