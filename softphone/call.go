@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -24,14 +25,15 @@ type Call struct {
 	// 200 OK came back.
 	InviteAt, AnsweredAt time.Time
 
-	p     *Phone
-	media *Media
-	dc    *sipgo.DialogClientSession
-	ds    *sipgo.DialogServerSession
-	rtp   net.PacketConn
-	rtcp  net.PacketConn
-	port  int
-	codec Codec
+	p      *Phone
+	media  *Media
+	dc     *sipgo.DialogClientSession
+	ds     *sipgo.DialogServerSession
+	answer *answerTx // the callee's answer, retransmitted until the ACK
+	rtp    net.PacketConn
+	rtcp   net.PacketConn
+	port   int
+	codec  Codec
 
 	mu     sync.Mutex
 	done   chan struct{}
@@ -83,7 +85,10 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	dua := &sipgo.DialogUA{Client: cli, ContactHDR: p.contactHeader(contact)}
 	c := &Call{Peer: target.String(), Outgoing: true, Local: contact, p: p, rtp: rtpc, rtcp: rtcpc, port: port,
 		done: make(chan struct{}), closer: o.Closer, InviteAt: time.Now()}
-	dc, err := dua.WriteInvite(ctx, req)
+	// The INVITE transaction lives on its own timers (B, and the CANCEL's):
+	// tied to ctx, sipgo would end it at ctx's end, and the 487 the CANCEL
+	// brings would then go unacknowledged.
+	dc, err := dua.WriteInvite(context.WithoutCancel(ctx), req)
 	if err != nil {
 		c.release()
 		return nil, fmt.Errorf("softphone: INVITE: %w", err)
@@ -91,27 +96,19 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	c.dc = dc
 	c.ID = req.CallID().Value()
 	p.register(c)
-	if err := dc.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		p.forget(c)
-		c.release()
-		var refusal *sipgo.ErrDialogResponse
-		if errors.As(err, &refusal) {
-			return nil, fmt.Errorf("%w: %d %s", ErrCallRefused, refusal.Res.StatusCode, refusal.Res.Reason)
-		}
-		return nil, fmt.Errorf("softphone: no answer: %w", err)
+	if err := c.waitAnswer(ctx); err != nil {
+		return nil, err
 	}
 	c.AnsweredAt = time.Now()
 	answer, err := ParseSDP(dc.InviteResponse.Body())
 	if err != nil {
 		dc.Ack(ctx)
 		dc.Bye(ctx)
-		p.forget(c)
-		c.release()
+		c.fail(fmt.Sprintf("the answer's SDP: %v", err))
 		return nil, fmt.Errorf("softphone: answer: %w", err)
 	}
 	if err := dc.Ack(ctx); err != nil {
-		p.forget(c)
-		c.release()
+		c.fail(fmt.Sprintf("sending the ACK: %v", err))
 		return nil, fmt.Errorf("softphone: ACK: %w", err)
 	}
 	src, sink := o.Source, o.Sink
@@ -120,6 +117,83 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	}
 	c.start(answer.Addr, answer.Codecs[0], src, sink, o.Verify)
 	return c, nil
+}
+
+// waitAnswer waits for the final answer to the INVITE until ctx ends. A
+// refusal or a transaction that failed ends the call with what happened;
+// at ctx's end the call is given up at once: a CANCEL goes out (once a
+// provisional answer has come, RFC 3261 9.1) and, should the callee answer
+// regardless, the answer is acknowledged and the call ended with BYE, all
+// in the background, so that the caller's deadline holds.
+func (c *Call) waitAnswer(ctx context.Context) error {
+	var provisional atomic.Bool
+	gotProvisional := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- c.dc.WaitAnswer(context.Background(), sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+			if r.IsProvisional() && !provisional.Swap(true) {
+				once.Do(func() { close(gotProvisional) })
+			}
+			return nil
+		}})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			return nil
+		}
+		var refusal *sipgo.ErrDialogResponse
+		if errors.As(err, &refusal) {
+			c.fail(fmt.Sprintf("refused: %d %s", refusal.Res.StatusCode, refusal.Res.Reason))
+			return fmt.Errorf("%w: %d %s", ErrCallRefused, refusal.Res.StatusCode, refusal.Res.Reason)
+		}
+		c.fail(fmt.Sprintf("no answer: %v", err))
+		return fmt.Errorf("softphone: no answer: %w", err)
+	case <-ctx.Done():
+	}
+	reason := fmt.Sprintf("no answer before the deadline (%v after the INVITE)", time.Since(c.InviteAt).Round(time.Millisecond))
+	c.fail(reason)
+	go c.abandon(gotProvisional, done)
+	return fmt.Errorf("softphone: %s: %w", reason, ctx.Err())
+}
+
+// abandon cancels an INVITE the caller gave up on, and cleans up after a
+// callee that answered anyway.
+func (c *Call) abandon(gotProvisional <-chan struct{}, done <-chan error) {
+	limit := time.NewTimer(64 * sip.T1)
+	defer limit.Stop()
+	select {
+	case <-gotProvisional:
+		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+		defer cancel()
+		cli := c.dc.UA.Client
+		if _, err := cli.Do(ctx, newCancel(c.dc.InviteRequest)); err != nil {
+			c.p.log.Debug("CANCEL", "err", err)
+		}
+	case err := <-done:
+		c.afterAbandon(err)
+		return
+	case <-limit.C:
+		return // no answer of any kind: the INVITE transaction timed out
+	}
+	select {
+	case err := <-done:
+		c.afterAbandon(err)
+	case <-limit.C:
+	}
+}
+
+// afterAbandon acknowledges and ends a dialog the callee set up after the
+// caller had given up.
+func (c *Call) afterAbandon(err error) {
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	c.dc.Ack(ctx)
+	c.dc.Bye(ctx)
 }
 
 func (c *Call) start(remote netip.AddrPort, codec Codec, src Source, sink Sink, verify *TestPattern) {
@@ -144,7 +218,12 @@ func (c *Call) Media() *Media { return c.media }
 func (c *Call) Done() <-chan struct{} { return c.done }
 
 // end stops media and records the report; it runs once.
-func (c *Call) end() Report {
+func (c *Call) end() Report { return c.finish("") }
+
+// fail ends a call that could not be set up (or kept), saying why.
+func (c *Call) fail(reason string) { c.finish(reason) }
+
+func (c *Call) finish(failure string) Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.report != nil {
@@ -156,7 +235,11 @@ func (c *Call) end() Report {
 	}
 	r.Peer = c.Peer
 	r.Ended = true
+	r.Failure = failure
 	c.report = &r
+	if c.answer != nil {
+		c.answer.ack() // stop retransmitting the answer
+	}
 	c.release()
 	c.p.forget(c)
 	close(c.done)
@@ -265,7 +348,8 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	dua := &sipgo.DialogUA{Client: cli, ContactHDR: p.contactHeader(contact)}
-	ds, err := dua.ReadInvite(req, tx)
+	atx := newAnswerTx(tx)
+	ds, err := dua.ReadInvite(req, atx)
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
 		return
@@ -281,13 +365,20 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		ds.Respond(486, "Busy Here", nil)
 		return
 	}
+	cancelled := make(chan struct{})
+	var once sync.Once
+	tx.OnCancel(func(*sip.Request) { once.Do(func() { close(cancelled) }) })
 	ds.Respond(180, "Ringing", nil)
+	p.rings.Add(1)
+	defer p.rings.Add(-1)
 	if d := p.cfg.AnswerDelay; d > 0 {
 		// Ring before answering. Sent back to back, a 180 and a 200 reach
 		// a sipgo proxy together, its transaction layer handles each on its
 		// own goroutine, and a 180 handled after the 200 is dropped.
 		select {
 		case <-time.After(d):
+		case <-cancelled: // the transaction layer answered 487
+			return
 		case <-tx.Done():
 			return
 		}
@@ -304,15 +395,38 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		ds.Respond(488, "Not Acceptable Here", nil)
 		return
 	}
-	c := &Call{ID: req.CallID().Value(), Peer: peer, Local: contact, p: p, ds: ds, rtp: rtpc, rtcp: rtcpc, port: port,
+	c := &Call{ID: req.CallID().Value(), Peer: peer, Local: contact, p: p, ds: ds, answer: atx, rtp: rtpc, rtcp: rtcpc, port: port,
 		done: make(chan struct{})}
 	p.register(c)
 	src, sink := p.audio(peer, false)
 	c.start(offer.Addr, codec, src, sink, nil)
 	if err := ds.RespondSDP(answer); err != nil {
-		p.log.Warn("answer", "err", err)
-		c.end()
+		c.unacknowledged(err)
 	}
+}
+
+// unacknowledged decides about a call whose answer got no ACK. RFC 3261
+// 13.3.1.4 says the session SHOULD then end with a BYE; but media from the
+// caller proves the answer arrived and only ACKs were lost (all of them,
+// over heavy loss), so such a call goes on.
+func (c *Call) unacknowledged(err error) {
+	select {
+	case <-c.done:
+		return // ended meanwhile (a BYE, a hangup)
+	default:
+	}
+	if c.ds.LoadState() == sip.DialogStateEnded {
+		return // a BYE came before the ACK: onBye ends the call
+	}
+	if errors.Is(err, errNoACK) && c.media != nil && c.media.Report().PacketsReceived > 0 {
+		c.p.log.Info("no ACK for the answer, but the caller's media arrives: keeping the call", "call", c.ID)
+		return
+	}
+	c.p.log.Warn("answer", "err", err, "call", c.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	c.ds.Bye(ctx)
+	c.fail(fmt.Sprintf("answered, but no ACK came: %v", err))
 }
 
 // reInvited answers a re-INVITE: same media here, the peer's may move.
@@ -338,6 +452,7 @@ func (c *Call) reInvited(req *sip.Request, tx sip.ServerTransaction) {
 
 func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if c := p.findCall(req); c != nil && c.ds != nil {
+		c.answer.ack()
 		c.ds.ReadAck(req, tx)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/internal/testenv"
 )
 
 // dropNetwork opens loopback sockets whose reads skip the datagrams drop
@@ -111,4 +112,114 @@ func TestLostFirst200OK(t *testing.T) {
 		t.Error("the proxy counted no relayed retransmission")
 	}
 	t.Logf("set up %v after the INVITE, the first 200 OK lost", time.Since(start).Round(time.Millisecond))
+}
+
+// recorder lets every datagram through and records when those that start
+// with start and contain has arrived.
+type recorder struct {
+	start, has string
+	mu         sync.Mutex
+	at         []time.Time
+}
+
+func (r *recorder) drop(b []byte) bool {
+	if bytes.HasPrefix(b, []byte(r.start)) && bytes.Contains(b, []byte(r.has)) {
+		r.mu.Lock()
+		r.at = append(r.at, time.Now())
+		r.mu.Unlock()
+	}
+	return false
+}
+
+func (r *recorder) times() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.at...)
+}
+
+// With every ACK lost, the callee retransmits its answer on RFC 3261
+// 13.3.1.4's schedule: after 0.5 s, then 1, 2, 4 s (T2) apart, so four
+// answers in the first 3.5 s. (sipgo's own schedule, 0.5 s then every 4 s,
+// sends two.)
+func TestAnswerRetransmittedOnSchedule(t *testing.T) {
+	startProxy(t, "d6", 25110, "gail", "hank")
+	answers := &recorder{start: "SIP/2.0 200", has: "INVITE"}
+	caller := startPhoneOn(t, dropNetwork{answers.drop}, "gail", "d6", 25111, 25110)
+	noACK := func(b []byte) bool { return bytes.HasPrefix(b, []byte("ACK ")) }
+	startPhoneOn(t, dropNetwork{noACK}, "hank", "d6", 25112, 25110)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := caller.Call(ctx, sip.Uri{User: "hank", Host: "d6"}, CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Hangup(ctx)
+	var got []time.Time
+	testenv.WaitFor(t, 5*time.Second, "four answers", func() bool { got = answers.times(); return len(got) >= 4 })
+	if d := got[3].Sub(got[0]); d > 4*time.Second {
+		t.Errorf("the fourth answer came %v after the first, want about 3.5 s", d)
+	}
+}
+
+// A caller whose deadline passes while the callee still rings gives up at
+// the deadline: the call ends with a report that says so, and a CANCEL
+// stops the ringing phone. (The phone used to wait out sipgo's CANCEL
+// handling, which also looked the callee's domain up in DNS.)
+func TestCallGivenUpAtDeadline(t *testing.T) {
+	proxy := startProxy(t, "d7", 25120, "ivy", "jack")
+	var mu sync.Mutex
+	var calls []*Call
+	caller, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "ivy", Host: "d7"}, Proxy: netip.AddrPortFrom(loop, 25120),
+		Net: KernelNetwork{}, Contact: func() netip.Addr { return loop }, Port: 25121, RTPPort: 31000,
+		OnCall: func(c *Call) { mu.Lock(); calls = append(calls, c); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { caller.Close() })
+	callee, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "jack", Host: "d7"}, Proxy: netip.AddrPortFrom(loop, 25120),
+		Net: KernelNetwork{}, Contact: func() netip.Addr { return loop }, Port: 25122, RTPPort: 31100, AutoAnswer: true,
+		AnswerDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { callee.Close() })
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	for _, ph := range []*Phone{caller, callee} {
+		if err := ph.Register(rctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = caller.Call(ctx, sip.Uri{User: "jack", Host: "d7"}, CallOptions{})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("the call was answered")
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("Call returned %v after its 1 s deadline", took)
+	}
+	mu.Lock()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls seen", len(calls))
+	}
+	c := calls[0]
+	mu.Unlock()
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("the failed call is not ended")
+	}
+	if r := c.Report(); !r.Ended || r.Failure == "" || r.MOS != 0 {
+		t.Errorf("failed call's report: ended %v, failure %q, MOS %.2f", r.Ended, r.Failure, r.MOS)
+	}
+	if len(caller.Calls()) != 0 {
+		t.Error("the phone still lists the failed call")
+	}
+	testenv.WaitFor(t, 5*time.Second, "the CANCEL to pass the proxy", func() bool { return proxy.m.Get("sip.proxy.cancelled") == 1 })
+	t.Logf("cancel passed after %v", time.Since(start))
+	testenv.WaitFor(t, 5*time.Second, "the callee to stop ringing", func() bool { return callee.ringing() == 0 })
+	t.Logf("callee stopped after %v", time.Since(start))
 }

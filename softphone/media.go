@@ -417,8 +417,12 @@ func (m *Media) Report() Report {
 	}
 	// One-way delay for the E-model: half the RTCP round trip plus a jitter
 	// buffer of twice the jitter, 20 ms packetisation.
-	oneWay := r.RTTMs/2 + 2*r.JitterMs + FrameTime
-	r.RFactor, r.MOS = EModel(oneWay, r.LossPercent)
+	// Nothing received: no quality to estimate (not the E-model's perfect
+	// score for zero loss).
+	if s.received > 0 {
+		oneWay := r.RTTMs/2 + 2*r.JitterMs + FrameTime
+		r.RFactor, r.MOS = EModel(oneWay, r.LossPercent)
+	}
 	return r
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -84,6 +85,8 @@ type Phone struct {
 	calls      map[string]*Call
 	nextPort   int
 	closed     bool
+
+	rings atomic.Int32 // incoming calls ringing, not answered yet
 }
 
 // NewPhone starts a phone listening on [::]:Port of its network.
@@ -332,6 +335,9 @@ func (p *Phone) forget(c *Call) {
 	p.mu.Unlock()
 }
 
+// ringing reports how many incoming calls ring, unanswered.
+func (p *Phone) ringing() int { return int(p.rings.Load()) }
+
 // Calls returns the calls in progress.
 func (p *Phone) Calls() []*Call {
 	p.mu.Lock()
@@ -389,10 +395,18 @@ func listen(n Network, at netip.AddrPort) (net.PacketConn, error) {
 	return boundConn{PacketConn: c, at: net.UDPAddrFromAddrPort(at)}, nil
 }
 
+// errNoDNS is what a name lookup gets: the testbed routes SIP by its
+// topology (every phone sends through its proxy, proxies know each other),
+// and must never send a packet off the overlay, DNS queries included.
+var errNoDNS = errors.New("softphone: SIP names are never looked up in DNS: address the request, or route it through a proxy the topology names")
+
+// noDNS is a resolver that sends nothing.
+var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDNS }}
+
 // newUA makes a sipgo user agent whose layers log to log (not to the
-// process-wide default).
+// process-wide default) and that never asks DNS.
 func newUA(name, host string, log *slog.Logger, txOpts ...sip.TransactionLayerOption) (*sipgo.UserAgent, error) {
-	return sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(host),
+	return sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(host), sipgo.WithUserAgentDNSResolver(noDNS),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
 		sipgo.WithUserAgentTransactionLayerOptions(append(txOpts, sip.WithTransactionLayerLogger(log))...))
 }

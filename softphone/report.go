@@ -42,6 +42,8 @@ type Report struct {
 	Started     time.Time `json:"started"`
 	// Ended is set once the call is over and the figures are final.
 	Ended bool `json:"ended"`
+	// Failure says why a call that ended was not set up, or not kept.
+	Failure string `json:"failure,omitempty"`
 	// Arrivals are (time, sequence) of every received packet.
 	Arrivals []Arrival `json:"-"`
 }
@@ -80,6 +82,12 @@ func EModel(oneWayMs, lossPercent float64) (r, mos float64) {
 // Text renders the report for people.
 func (r *Report) Text() string {
 	var b strings.Builder
+	if r.Failure != "" {
+		fmt.Fprintf(&b, "call with %s FAILED: %s\n", r.Peer, r.Failure)
+		if r.PacketsSent+r.PacketsReceived == 0 {
+			return b.String()
+		}
+	}
 	fmt.Fprintf(&b, "call with %s, %s, %.1f s\n", r.Peer, r.Codec, r.DurationS)
 	fmt.Fprintf(&b, "  media          %s <-> %s\n", r.Local, r.Remote)
 	fmt.Fprintf(&b, "  packets        sent %d, received %d, lost %d (%.2f %%)\n", r.PacketsSent, r.PacketsReceived, r.PacketsLost, r.LossPercent)
@@ -91,7 +99,11 @@ func (r *Report) Text() string {
 	if r.RTTMs > 0 {
 		fmt.Fprintf(&b, "  round trip     %.1f ms (RTCP)\n", r.RTTMs)
 	}
-	fmt.Fprintf(&b, "  quality        R %.1f, MOS %.2f (ITU-T G.107, simplified)\n", r.RFactor, r.MOS)
+	if r.PacketsReceived == 0 {
+		fmt.Fprintf(&b, "  quality        none: nothing was received\n")
+	} else {
+		fmt.Fprintf(&b, "  quality        R %.1f, MOS %.2f (ITU-T G.107, simplified)\n", r.RFactor, r.MOS)
+	}
 	if r.FramesVerified+r.FramesMismatched > 0 {
 		fmt.Fprintf(&b, "  audio check    %d frames intact, %d differ\n", r.FramesVerified, r.FramesMismatched)
 	}
