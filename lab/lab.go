@@ -13,9 +13,9 @@ import (
 	"sync"
 
 	"github.com/ha2r/mip6testbed/config"
-	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/state"
 	"github.com/ha2r/mip6testbed/tun"
 )
 
@@ -41,8 +41,8 @@ type Lab struct {
 	netems    map[string]*overlay.Netem
 	spare     map[string]overlay.Bind // opened binds not yet owned by a node
 	endpoints map[string]netip.AddrPort
-	loss      float64                        // SetLoss's, for nodes restarted later
-	stores    map[string]mobility.StateStore // each node's state, kept across restarts
+	loss      float64                    // SetLoss's, for nodes restarted later
+	stores    map[string]*state.Memories // each node's state, kept across restarts
 }
 
 // openedBind hands out a Bind that was opened before the node was built, so
@@ -62,7 +62,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	l := &Lab{Topo: topo, Nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{},
-		stores: map[string]mobility.StateStore{}}
+		stores: map[string]*state.Memories{}}
 	binds := map[string]*openedBind{}
 	endpoints := map[string]netip.AddrPort{}
 	for _, nc := range topo.Nodes {
@@ -79,7 +79,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 	}
 	l.endpoints = endpoints
 	for i, nc := range topo.Nodes {
-		l.stores[nc.Name] = &mobility.MemoryStore{}
+		l.stores[nc.Name] = &state.Memories{}
 		n, err := l.build(nc.Name, binds[nc.Name], uint64(i))
 		delete(l.spare, nc.Name)
 		if err != nil {
@@ -150,7 +150,7 @@ func (l *Lab) Restart(ctx context.Context, name string, keepState bool) error {
 	port := old.Port()
 	old.Close()
 	if !keepState {
-		l.stores[name] = &mobility.MemoryStore{}
+		l.stores[name] = &state.Memories{}
 	}
 	sb := overlay.NewStdBind()
 	fns, actual, err := sb.Open(port)

@@ -11,6 +11,7 @@ import (
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/state"
 )
 
 // HAPeer is a home agent as an HA2R knows it.
@@ -32,7 +33,7 @@ type HA2RConfig struct {
 	PendingTimeout time.Duration
 	// State keeps the anchors (with their keys) and the AH sequence numbers
 	// across restarts (nil: nothing is kept).
-	State StateStore
+	State state.Store
 	Log   *slog.Logger
 }
 
@@ -68,7 +69,7 @@ type HA2R struct {
 	released  map[netip.Addr]releasedAnchor
 	stop      chan struct{}
 	closeOnce sync.Once
-	state     *persister
+	state     *state.Saver
 }
 
 // releasedAnchor is what the HA2R keeps of a released anchor for
@@ -112,25 +113,25 @@ func NewHA2R(r RouterPort, sig *Signals, cfg HA2RConfig) (*HA2R, error) {
 	}
 	if cfg.State != nil {
 		var st ha2rState
-		if err := loadState(cfg.State, &st); err != nil {
+		if err := state.Load(cfg.State, &st); err != nil {
 			return nil, err
 		}
-		x.state = &persister{store: cfg.State, snap: x.snapshot, onErr: func(err error) { x.log.Error("saving state", "err", err) }}
+		x.state = state.NewSaver(cfg.State, x.snapshot, func(err error) { x.log.Error("saving state", "err", err) })
 		if n := restoreBindings(x.anchors, st.Anchors); n > 0 {
 			x.sig.Add("ha2r.anchor.restored", uint64(n))
 			x.log.Info("anchors restored", "count", n)
 		}
-		x.ah.resume(st.AHSeq, x.state.now)
+		x.ah.resume(st.AHSeq, x.state.Now)
 	}
 	x.anchors.OnExpire = func(b Binding) {
 		x.sig.Add("ha2r.anchor.expired", 1)
-		x.state.changed()
+		x.state.Changed()
 		x.log.Info("anchor expired", "care_of", b.Home, "at", b.CareOf)
 	}
 	every(x.clk, time.Second, x.stop, func() {
 		x.anchors.Sweep()
 		x.expirePending()
-		x.state.flush()
+		x.state.Flush()
 	})
 	r.SetHook(x)
 	return x, nil
@@ -144,7 +145,7 @@ func (x *HA2R) snapshot() any {
 func (x *HA2R) Close() {
 	x.closeOnce.Do(func() {
 		close(x.stop)
-		x.state.now()
+		x.state.Now()
 	})
 }
 
@@ -301,7 +302,7 @@ func (x *HA2R) fromHomeAgent(pkt []byte) {
 			return
 		}
 		x.sig.Add("ha2r.anchor.created", 1)
-		x.state.changed()
+		x.state.Changed()
 		x.log.Debug("anchor", "care_of", coa, "home", pend.home, "lifetime", lifetime)
 	}
 	out := relayMH(info.MH, x.addr, coa)
@@ -348,11 +349,11 @@ func (x *HA2R) anchorUpdate(info mh.PacketInfo, m *mh.Message) {
 		x.released[anchored] = releasedAnchor{key: b.Key, seq: m.Sequence, until: x.clk.Now().Add(releaseMemory)}
 		x.mu.Unlock()
 		x.sig.Add("ha2r.anchor.released", 1)
-		x.state.changed()
+		x.state.Changed()
 		x.log.Debug("anchor released", "care_of", anchored)
 	} else {
 		x.anchors.Put(Binding{Home: anchored, CareOf: coa, Seq: m.Sequence, Key: b.Key, Peer: b.Peer}, lifetime)
-		x.state.changed()
+		x.state.Changed()
 		if coa != anchored {
 			x.r.ForgetNeighbour(anchored) // the node left the link
 			x.sig.Add("ha2r.anchor.moved", 1)

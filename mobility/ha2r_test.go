@@ -9,6 +9,7 @@ import (
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/state"
 )
 
 // paperRig is the paper's scheme on the fake clock: a home agent, two
@@ -266,7 +267,7 @@ func TestAnchorRefresh(t *testing.T) {
 // the restart goes through at once.
 func TestHomeAgentRestartKeepsState(t *testing.T) {
 	g := newPaperRig(t)
-	store := &MemoryStore{}
+	store := &state.Memory{}
 	restart := func() {
 		g.ha.ha.Close()
 		ha, err := NewHomeAgent(g.ha.r, g.ha.sig, HomeAgentConfig{Log: quiet, HA2Rs: g.ha.ha.cfg.HA2Rs, State: store,

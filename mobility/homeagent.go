@@ -13,6 +13,7 @@ import (
 	"github.com/ha2r/mip6testbed/mobility/auth"
 	"github.com/ha2r/mip6testbed/mobility/mh"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/state"
 )
 
 // Protocol constants (RFC 6275 section 12) this package uses.
@@ -56,7 +57,7 @@ type HomeAgentConfig struct {
 	// State keeps the bindings, the RFC 4285 replay timestamps and the AH
 	// sequence numbers across restarts (nil: nothing is kept, and a
 	// restart loses every binding until its mobile node refreshes it).
-	State StateStore
+	State state.Store
 	Log   *slog.Logger
 }
 
@@ -87,7 +88,7 @@ type HomeAgent struct {
 	mu     sync.Mutex
 	bySPI  map[uint32]*mnRecord
 	mnauth *haMNAuth
-	state  *persister
+	state  *state.Saver
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -151,12 +152,12 @@ func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, 
 	}
 	ha.cache.OnExpire = func(b Binding) {
 		ha.sig.Add("ha.binding.expired", 1)
-		ha.state.changed()
+		ha.state.Changed()
 		ha.log.Info("home binding expired", "home", b.Home, "care_of", b.CareOf)
 	}
 	every(ha.clk, time.Second, ha.stop, func() {
 		ha.cache.Sweep()
-		ha.state.flush()
+		ha.state.Flush()
 	})
 	r.SetHook(ha)
 	return ha, nil
@@ -168,12 +169,12 @@ func (ha *HomeAgent) restore() error {
 		return nil
 	}
 	var st haState
-	if err := loadState(ha.cfg.State, &st); err != nil {
+	if err := state.Load(ha.cfg.State, &st); err != nil {
 		return err
 	}
-	ha.state = &persister{store: ha.cfg.State, snap: ha.snapshot, onErr: func(err error) {
+	ha.state = state.NewSaver(ha.cfg.State, ha.snapshot, func(err error) {
 		ha.log.Error("saving state", "err", err)
-	}}
+	})
 	n := restoreBindings(ha.cache, st.Bindings)
 	for spi, ts := range st.Replay {
 		if rec := ha.bySPI[spi]; rec != nil {
@@ -181,7 +182,7 @@ func (ha *HomeAgent) restore() error {
 		}
 	}
 	if ha.mnauth != nil {
-		ha.mnauth.ah.resume(st.AHSeq, ha.state.now)
+		ha.mnauth.ah.resume(st.AHSeq, ha.state.Now)
 	}
 	if n > 0 {
 		ha.sig.Add("ha.binding.restored", uint64(n))
@@ -209,7 +210,7 @@ func (ha *HomeAgent) snapshot() any {
 func (ha *HomeAgent) Close() {
 	ha.closeOnce.Do(func() {
 		close(ha.stop)
-		ha.state.now()
+		ha.state.Now()
 	})
 }
 
@@ -347,7 +348,7 @@ func (ha *HomeAgent) homeRegistration(info mh.PacketInfo, m *mh.Message) {
 		// Deregistration (RFC 6275 10.3.2): the mobile node is home.
 		if _, had := ha.cache.Delete(home); had {
 			ha.sig.Add("ha.binding.deleted", 1)
-			ha.state.changed()
+			ha.state.Changed()
 		}
 		ha.log.Info("home binding deleted", "home", home)
 		reply(mh.StatusAccepted, m.Sequence, 0)
@@ -359,7 +360,7 @@ func (ha *HomeAgent) homeRegistration(info mh.PacketInfo, m *mh.Message) {
 	}
 	ha.r.ForgetNeighbour(home) // from now on its packets are tunnelled, not sent on the home link
 	ha.sig.Add("ha.binding.updated", 1)
-	ha.state.changed()
+	ha.state.Changed()
 	ha.log.Debug("home binding", "home", home, "care_of", coa, "lifetime", lifetime)
 	reply(mh.StatusAccepted, m.Sequence, lifetime)
 }
@@ -390,6 +391,6 @@ func (ha *HomeAgent) fresh(rec *mnRecord, o *mh.Options, kind mnhaKind) bool {
 		return false
 	}
 	rec.lastTS[kind] = o.Timestamp
-	ha.state.changed()
+	ha.state.Changed()
 	return true
 }

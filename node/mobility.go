@@ -6,6 +6,7 @@ import (
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/mobility/auth"
+	"github.com/ha2r/mip6testbed/state"
 )
 
 // Mobility holds the node's mobility engine, whichever its role has.
@@ -24,7 +25,7 @@ func (n *Node) setupMobility() error {
 	sig := n.Mobility.Signals
 	switch nc.Role {
 	case config.RoleHA:
-		cfg := mobility.HomeAgentConfig{Log: n.opts.Log, State: n.opts.State}
+		cfg := mobility.HomeAgentConfig{Log: n.opts.Log, State: n.store("mobility")}
 		for _, mn := range t.Nodes {
 			if mn.Role == config.RoleMN && mn.HomeAgent == nc.Name {
 				cfg.MobileNodes = append(cfg.MobileNodes, mobility.MNCredential{Name: mn.Name, Home: mn.HomeAddress, SPI: mn.MNHAKey.SPI, Key: mn.MNHAKey.Secret})
@@ -51,7 +52,7 @@ func (n *Node) setupMobility() error {
 		if !nc.HA2R {
 			return nil
 		}
-		cfg := mobility.HA2RConfig{Log: n.opts.Log, State: n.opts.State}
+		cfg := mobility.HA2RConfig{Log: n.opts.Log, State: n.store("mobility")}
 		for _, ha := range t.Routers() {
 			if ha.Role != config.RoleHA {
 				continue
@@ -134,4 +135,13 @@ func (n *Node) mobilityStatus() *MobilityStatus {
 		return nil
 	}
 	return s
+}
+
+// store returns the node's store for one part of its state, or nil when it
+// keeps none.
+func (n *Node) store(part string) state.Store {
+	if n.opts.State == nil {
+		return nil
+	}
+	return n.opts.State.Store(part)
 }

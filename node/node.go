@@ -17,9 +17,9 @@ import (
 	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/metrics"
-	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/softphone"
+	"github.com/ha2r/mip6testbed/state"
 	"github.com/ha2r/mip6testbed/tun"
 )
 
@@ -48,9 +48,10 @@ type Options struct {
 	// Hold keeps a host from attaching when it starts, until Release (so
 	// that a tracer can see its first message).
 	Hold bool
-	// State is where a router's mobility engine keeps what must survive a
-	// restart (mobility.StateStore); nil keeps nothing.
-	State mobility.StateStore
+	// State is where the node keeps what must survive a restart: its
+	// mobility engine's bindings, anchors and AH sequence numbers, its
+	// registrar's registrations; nil keeps nothing.
+	State state.Stores
 	// PoisonBuffers makes the overlay scribble over packet buffers after
 	// each round, so that a hook keeping a reference shows (tests).
 	PoisonBuffers bool

@@ -13,10 +13,10 @@ import (
 
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/control"
-	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/pcap"
+	"github.com/ha2r/mip6testbed/state"
 	"github.com/ha2r/mip6testbed/tun"
 )
 
@@ -119,7 +119,7 @@ func cmdRun(args []string, mode string) error {
 		if dir == "" {
 			dir = defaultStateDir()
 		}
-		opts.State = mobility.FileStore{Path: filepath.Join(dir, *name+".json")}
+		opts.State = state.Dir{Path: dir, Node: *name}
 	}
 	n, err := node.New(topo, *name, opts)
 	if err != nil {
