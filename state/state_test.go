@@ -66,4 +66,3 @@ func TestSaver(t *testing.T) {
 		t.Error("Memories hands out one store per part")
 	}
 }
-
