@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -70,7 +69,7 @@ func (n *Node) startSIP() error {
 		others := SIPDomains(t)
 		delete(others, strings.ToLower(nc.SIPDomain))
 		p, err := softphone.NewProxy(softphone.ProxyConfig{Domain: strings.ToLower(nc.SIPDomain), Addr: nc.Address, Net: n.network(),
-			Domains: others, Users: users, Metrics: n.Metrics, Log: n.Log})
+			Domains: others, Users: users, State: n.store("registrar"), Metrics: n.Metrics, Log: n.Log})
 		if err != nil {
 			return fmt.Errorf("node %s: SIP proxy: %w", nc.Name, err)
 		}
@@ -86,7 +85,14 @@ func (n *Node) startSIP() error {
 			return fmt.Errorf("node %s: no home agent serves SIP domain %q (set sip_domain on one)", nc.Name, aor.Host)
 		}
 		ph, err := softphone.NewPhone(softphone.PhoneConfig{AOR: aor, Proxy: proxy, Net: n.network(), Contact: n.sipContact,
-			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, Log: n.Log, OnCall: n.onCall})
+			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, Log: n.Log, OnCall: n.onCall,
+			OnRegister: func(_ netip.Addr, err error) {
+				if err != nil {
+					n.Metrics.Add("sip.register_failed", 1)
+					return
+				}
+				n.Metrics.Add("sip.registered", 1)
+			}})
 		if err != nil {
 			return fmt.Errorf("node %s: softphone: %w", nc.Name, err)
 		}
@@ -116,15 +122,7 @@ func (n *Node) startSIP() error {
 		reregister := func() {
 			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 			defer cancel()
-			for i := 0; i < 100 && ctx.Err() == nil; i++ {
-				if err := ph.ContactChanged(ctx); err == nil {
-					return
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
+			ph.ContactChanged(ctx) // a failure is retried by the phone
 		}
 		if mn := n.Mobility.MobileNode; mn != nil {
 			mn.OnContactChange(func(netip.Addr) { reregister() })
@@ -141,23 +139,19 @@ func (n *Node) startSIP() error {
 // session setup it is part of.
 const answerDelay = 20 * time.Millisecond
 
-// registerPhone registers once the node has an address, retrying while the
-// overlay comes up.
+// registerPhone registers once the node has an address; a REGISTER that
+// fails is retried by the phone itself, with back-off.
 func (n *Node) registerPhone() {
 	for i := 0; n.ctx.Err() == nil; i++ {
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		// ContactChanged registers unless a contact change already has.
-		err := n.SIP.Phone.ContactChanged(ctx)
-		cancel()
-		if err == nil && n.SIP.Phone.Registered().IsValid() {
-			n.Metrics.Add("sip.registered", 1)
+		if n.sipContact().IsValid() {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			defer cancel()
+			// ContactChanged registers unless a contact change already has.
+			n.SIP.Phone.ContactChanged(ctx)
 			return
 		}
-		if err == nil {
-			err = errors.New("no address to register yet")
-		}
-		if i%10 == 9 {
-			n.Log.Warn("SIP registration", "err", err)
+		if i%50 == 49 {
+			n.Log.Warn("SIP registration waits for an address")
 		}
 		select {
 		case <-n.ctx.Done():

@@ -61,6 +61,9 @@ type PhoneConfig struct {
 	// OnCall, if set, is told of every call that starts (incoming or
 	// outgoing), e.g. to mark handovers in it.
 	OnCall func(*Call)
+	// OnRegister, if set, is told of every REGISTER's outcome (err nil:
+	// registered).
+	OnRegister func(contact netip.Addr, err error)
 	Log    *slog.Logger
 }
 
@@ -81,7 +84,10 @@ type Phone struct {
 	registered netip.Addr // contact currently registered
 	regCallID  string
 	regCSeq    uint32
-	regTimer   *time.Timer
+	regTimer   *time.Timer // the next refresh, or retry after a failure
+	regExpires time.Time
+	regFails   int // REGISTERs failed in a row
+	regErr     error
 	calls      map[string]*Call
 	nextPort   int
 	closed     bool
@@ -247,11 +253,18 @@ func (p *Phone) registerLocked(ctx context.Context) error {
 	req.AppendHeader(&exp)
 	req.SetDestination(p.cfg.Proxy.String())
 	res, err := cli.Do(ctx, req)
-	if err != nil {
-		return fmt.Errorf("softphone: REGISTER: %w", err)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("softphone: REGISTER: %w", err)
+	case res.StatusCode != 200:
+		err = fmt.Errorf("softphone: REGISTER refused: %d %s", res.StatusCode, res.Reason)
 	}
-	if res.StatusCode != 200 {
-		return fmt.Errorf("softphone: REGISTER refused: %d %s", res.StatusCode, res.Reason)
+	if err != nil {
+		p.registrationFailed(err)
+		if p.cfg.OnRegister != nil {
+			p.cfg.OnRegister(contact, err)
+		}
+		return err
 	}
 	granted := p.cfg.RegisterExpiry
 	if e := res.GetHeader("Expires"); e != nil {
@@ -261,21 +274,79 @@ func (p *Phone) registerLocked(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.registered = contact
+	p.regExpires = time.Now().Add(granted)
+	p.regFails, p.regErr = 0, nil
+	p.scheduleRegister(granted * 4 / 5)
+	p.mu.Unlock()
+	p.log.Debug("registered", "contact", contact, "expires", granted)
+	if p.cfg.OnRegister != nil {
+		p.cfg.OnRegister(contact, nil)
+	}
+	return nil
+}
+
+// registrationFailed schedules the next attempt after a failed REGISTER:
+// soon after the first failure (a lost message, a proxy restarting), then
+// with RFC 5626 4.5's back-off (30 s doubling up to 30 min, each wait
+// drawn between half and all of it), so a registrar that comes back finds
+// its users again without a storm of REGISTERs.
+func (p *Phone) registrationFailed(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.regFails++
+	p.regErr = err
+	wait := registerRetryWait(p.regFails)
+	p.scheduleRegister(wait)
+	p.log.Warn("registration failed", "err", err, "failures", p.regFails, "retry_in", wait.Round(time.Millisecond))
+}
+
+// registerRetryWait is the wait before attempt n+1 after n failures.
+func registerRetryWait(n int) time.Duration {
+	const base, ceiling = 30 * time.Second, 30 * time.Minute
+	w := 2 * time.Second
+	if n > 1 {
+		w = min(ceiling, base<<min(n-2, 10))
+	}
+	return w/2 + rand.N(w/2+1)
+}
+
+// scheduleRegister registers again after d (a refresh, or a retry). Call
+// with mu held.
+func (p *Phone) scheduleRegister(d time.Duration) {
 	if p.regTimer != nil {
 		p.regTimer.Stop()
 	}
-	if !p.closed {
-		p.regTimer = time.AfterFunc(granted*4/5, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := p.Register(ctx); err != nil {
-				p.log.Warn("re-register", "err", err)
-			}
-		})
+	if p.closed {
+		return
 	}
-	p.mu.Unlock()
-	p.log.Debug("registered", "contact", contact, "expires", granted)
-	return nil
+	p.regTimer = time.AfterFunc(d, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Register(ctx) // a failure schedules the next attempt
+	})
+}
+
+// Reregister registers at once, whatever the state (the registrar may
+// have lost it: its host restarted).
+func (p *Phone) Reregister(ctx context.Context) error { return p.Register(ctx) }
+
+// RegistrationStatus says what the phone's registration is.
+type RegistrationStatus struct {
+	Contact   netip.Addr `json:"contact"`
+	Expires   time.Time  `json:"expires"`
+	Failures  int        `json:"failures_in_a_row"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// Registration returns the registration's status.
+func (p *Phone) Registration() RegistrationStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := RegistrationStatus{Contact: p.registered, Expires: p.regExpires, Failures: p.regFails}
+	if p.regErr != nil {
+		st.LastError = p.regErr.Error()
+	}
+	return st
 }
 
 // Registered returns the contact address last registered.

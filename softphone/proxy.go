@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/ha2r/mip6testbed/metrics"
+	"github.com/ha2r/mip6testbed/state"
 )
 
 // ProxyConfig configures a domain's proxy and registrar.
@@ -35,8 +36,11 @@ type ProxyConfig struct {
 	// TransactionTimeout ends a forwarded request without a final
 	// answer with 408 Request Timeout (default 32 s, Timer B).
 	TransactionTimeout time.Duration
-	Metrics            *metrics.Set
-	Log                *slog.Logger
+	// State keeps the registrations across a restart (nil: none kept), so
+	// that a restarted proxy still knows where its users are.
+	State   state.Store
+	Metrics *metrics.Set
+	Log     *slog.Logger
 }
 
 // Proxy is a stateful proxy (RFC 3261 16) with Record-Route, and the
@@ -55,6 +59,8 @@ type Proxy struct {
 	mu       sync.Mutex
 	location map[string][]contactBinding // "user@domain" -> contacts
 	known    map[string]bool
+	saver    *state.Saver
+	stop     chan struct{}
 }
 
 type contactBinding struct {
@@ -113,9 +119,14 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	pin(ua, client, conn)
 	p = &Proxy{cfg: cfg, log: cfg.Log.With("sip_domain", cfg.Domain), m: cfg.Metrics, ua: ua, srv: srv, client: client,
-		conn: conn, self: at.String(), location: map[string][]contactBinding{}, known: map[string]bool{}}
+		conn: conn, self: at.String(), location: map[string][]contactBinding{}, known: map[string]bool{}, stop: make(chan struct{})}
 	for _, u := range cfg.Users {
 		p.known[u] = true
+	}
+	if err := p.restore(); err != nil {
+		ua.Close()
+		conn.Close()
+		return nil, fmt.Errorf("sip proxy: registrations: %w", err)
 	}
 	srv.OnRegister(p.onRegister)
 	srv.OnAck(p.onAck)
@@ -132,11 +143,71 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	return p, nil
 }
 
-// Close stops the proxy.
+// Close stops the proxy and saves its registrations.
 func (p *Proxy) Close() error {
+	close(p.stop)
+	p.saver.Now()
 	p.srv.Close()
 	p.ua.Close()
 	return p.conn.Close()
+}
+
+// savedRegistration is a registration as the state store holds it.
+type savedRegistration struct {
+	Contact string    `json:"contact"`
+	Expires time.Time `json:"expires"`
+}
+
+// restore takes up the registrations a previous run saved that have not
+// expired, and saves from now on (at most once a second).
+func (p *Proxy) restore() error {
+	if p.cfg.State == nil {
+		return nil
+	}
+	var saved map[string][]savedRegistration
+	if err := state.Load(p.cfg.State, &saved); err != nil {
+		return err
+	}
+	now, n := time.Now(), 0
+	for aor, regs := range saved {
+		for _, r := range regs {
+			var u sip.Uri
+			if r.Expires.After(now) && sip.ParseUri(r.Contact, &u) == nil {
+				p.location[aor] = append(p.location[aor], contactBinding{uri: u, expires: r.Expires})
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		p.m.Add("sip.proxy.registrations_restored", uint64(n))
+		p.log.Info("registrations restored", "count", n)
+	}
+	p.saver = state.NewSaver(p.cfg.State, p.snapshot, func(err error) { p.log.Error("saving registrations", "err", err) })
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+				p.saver.Flush()
+			}
+		}
+	}()
+	return nil
+}
+
+func (p *Proxy) snapshot() any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]savedRegistration{}
+	for aor, bs := range p.location {
+		for _, b := range bs {
+			out[aor] = append(out[aor], savedRegistration{Contact: b.uri.String(), Expires: b.expires})
+		}
+	}
+	return out
 }
 
 // Lookup returns the live contacts registered for user@domain.
@@ -228,6 +299,7 @@ func (p *Proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	current := append([]contactBinding(nil), bindings...)
 	p.mu.Unlock()
+	p.saver.Changed()
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	for _, b := range current {
 		c := &sip.ContactHeader{Address: b.uri, Params: sip.NewParams()}
