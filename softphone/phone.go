@@ -64,7 +64,7 @@ type PhoneConfig struct {
 	// OnRegister, if set, is told of every REGISTER's outcome (err nil:
 	// registered).
 	OnRegister func(contact netip.Addr, err error)
-	Log    *slog.Logger
+	Log        *slog.Logger
 }
 
 // Phone is a SIP user agent with G.711 media.
