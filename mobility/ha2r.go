@@ -175,7 +175,7 @@ func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict 
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
-		return untunnel(p, x.sig, x.anchors)
+		return untunnel(p, x.sig, x.anchors, nil)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok {
 			x.fromHomeAgent(p.Data())

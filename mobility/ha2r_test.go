@@ -311,6 +311,55 @@ func TestHomeAgentRestartKeepsState(t *testing.T) {
 	}
 }
 
+// A home agent restarted without its state (a new machine) holds no binding
+// for the node; the first packet the node sends through the reverse tunnel
+// makes it ask for a refresh (an authenticated Binding Refresh Request), the
+// node registers again at once and says so (its SIP registration is to be
+// renewed too). A forged request is ignored.
+func TestHomeAgentWithoutStateAsksForRefresh(t *testing.T) {
+	g := newPaperRig(t)
+	restored := make(chan struct{}, 1)
+	g.mn.OnHomeRestored(func() { restored <- struct{}{} })
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.pump(t)
+	g.ha.ha.Close()
+	ha, err := NewHomeAgent(g.ha.r, g.ha.sig, HomeAgentConfig{Log: quiet, HA2Rs: g.ha.ha.cfg.HA2Rs,
+		MobileNodes: []MNCredential{{Name: "mn", Home: hoa, SPI: mnSPI, Key: mnKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ha.Close)
+	g.ha.ha = ha
+	g.clk.Advance(time.Second)
+
+	// A forged request (no MN-HA authenticator) changes nothing.
+	g.h.deliver(mh.BuildPacket(mh.Addressing{Src: haAddr, Dst: careOf1}, 64, &mh.Message{Type: mh.TypeBRR}, nil))
+	if s := g.pump(t); s["mn"]["BU"] != 0 || dropped(g.sig, DropBRRUnauthenticated) != 1 {
+		t.Fatalf("a forged BRR: the node sent %v (%v)", s["mn"], g.sig.Metrics().Snapshot())
+	}
+
+	p := g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: hoa, Dst: cnAddr}, make([]byte, 8)))
+	g.route("mn", p.Data())
+	s := g.pump(t)
+	if s["ha"]["BRR"] != 1 || s["mn"]["BU"] != 1 {
+		t.Fatalf("the home agent sent %v, the node %v", s["ha"], s["mn"])
+	}
+	if b, ok := ha.Bindings().Get(hoa); !ok || b.CareOf != careOf1 {
+		t.Fatalf("binding after the refresh: %+v %v", b, ok)
+	}
+	select {
+	case <-restored:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the node did not say its home registration was restored")
+	}
+	// A second packet at once: the binding is there, nothing more is sent.
+	p = g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: hoa, Dst: cnAddr}, make([]byte, 8)))
+	g.route("mn", p.Data())
+	if s := g.pump(t); s["ha"]["BRR"] != 0 {
+		t.Errorf("a second BRR: %v", s["ha"])
+	}
+}
+
 // Back home in the paper's scheme, an anchor that still carries a session
 // is bound to the home address: the HA2R tunnels the old care-of address
 // there, and what the node sends from it goes back through the HA2R.

@@ -87,6 +87,7 @@ type HomeAgent struct {
 
 	mu     sync.Mutex
 	bySPI  map[uint32]*mnRecord
+	byHome map[netip.Addr]*mnRecord
 	mnauth *haMNAuth
 	state  *state.Saver
 
@@ -105,7 +106,8 @@ type mnRecord struct {
 	// an HA2R) and may arrive in another order than they were sent, and
 	// an authenticator binds the message type, so one cannot replay as
 	// the other.
-	lastTS [numMNHAKinds]uint64
+	lastTS  [numMNHAKinds]uint64
+	lastBRR time.Time // the last Binding Refresh Request sent (under mu)
 }
 
 // mnhaKind is a kind of MN-HA authenticated message, for replay checks.
@@ -130,7 +132,7 @@ func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, 
 	}
 	ha := &HomeAgent{
 		cfg: cfg, r: r, addr: r.Address(), clk: r.Clock(), log: cfg.Log.With("node", r.Name(), "role", "ha"),
-		sig: sig, cache: NewBindingCache(r.Clock(), cfg.MaxBindings), bySPI: map[uint32]*mnRecord{},
+		sig: sig, cache: NewBindingCache(r.Clock(), cfg.MaxBindings), bySPI: map[uint32]*mnRecord{}, byHome: map[netip.Addr]*mnRecord{},
 		stop: make(chan struct{}),
 	}
 	ha.errs = newErrorReplies(r.Address, r.Send, ha.clk, sig)
@@ -142,7 +144,9 @@ func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, 
 		if _, dup := ha.bySPI[c.SPI]; dup {
 			return nil, errors.New("mobility: two mobile nodes share SPI " + strconv.Itoa(int(c.SPI)))
 		}
-		ha.bySPI[c.SPI] = &mnRecord{name: c.Name, home: c.Home, cred: mnhaCredential{spi: c.SPI, key: c.Key}}
+		rec := &mnRecord{name: c.Name, home: c.Home, cred: mnhaCredential{spi: c.SPI, key: c.Key}}
+		ha.bySPI[c.SPI] = rec
+		ha.byHome[c.Home] = rec
 	}
 	if len(cfg.HA2Rs) > 0 {
 		ha.mnauth = newHAMNAuth(ha, cfg.HA2Rs)
@@ -249,7 +253,7 @@ func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Ve
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
-		return untunnel(p, ha.sig, ha.cache)
+		return untunnel(p, ha.sig, ha.cache, ha.bindingLost)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok && ha.mnauth != nil {
 			ha.mnauth.handleRelayed(p.Data())
@@ -259,6 +263,32 @@ func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Ve
 		return overlay.Consumed
 	}
 	return overlay.Continue
+}
+
+// bindingLost answers a packet one of our mobile nodes sent through the
+// reverse tunnel without a binding here (the home agent restarted and lost
+// its state, or the binding expired) with a Binding Refresh Request,
+// authenticated with the node's MN-HA key, to the care-of address it came
+// from: the node registers again at once instead of at its next refresh.
+// At most one a second per node, so that a forged packet makes the home
+// agent send little.
+func (ha *HomeAgent) bindingLost(home, coa netip.Addr) {
+	now := ha.clk.Now()
+	ha.mu.Lock()
+	rec := ha.byHome[home]
+	if rec == nil || now.Sub(rec.lastBRR) < time.Second {
+		ha.mu.Unlock()
+		return
+	}
+	rec.lastBRR = now
+	ha.mu.Unlock()
+	brr := &mh.Message{Type: mh.TypeBRR}
+	sign := rec.cred.authenticate(brr, now, coa, home)
+	// Straight to the care-of address: a Mobility Header other than a BA
+	// never carries a type 2 routing header (RFC 6275 6.1).
+	out := mh.BuildPacket(mh.Addressing{Src: ha.addr, Dst: coa}, 64, brr, sign)
+	ha.sig.Sent("BRR.home", out)
+	ha.r.Send(out)
 }
 
 // handleMH processes a Mobility Header message sent to the home agent.

@@ -35,6 +35,12 @@ type homeRegistration struct {
 	rt      retransmitter
 	refresh schedule
 	closed  bool
+	// lostAt is when the home agent last asked for a refresh (it lost the
+	// binding: it restarted without its state); restored is told once the
+	// new registration is acknowledged.
+	lostAt   time.Time
+	lost     bool
+	restored func()
 }
 
 func newHomeRegistration(clk clock.Clock, sig *Signals, log *slog.Logger, h HostPort, cfg *MobileNodeConfig, seq uint16) *homeRegistration {
@@ -130,6 +136,12 @@ func (h *homeRegistration) ack(info mh.PacketInfo, m *mh.Message) {
 	}
 	h.rt.reset()
 	h.bound = true
+	if h.lost {
+		h.lost = false
+		if h.restored != nil {
+			go h.restored()
+		}
+	}
 	h.rt.initial = InitialBindackTimeout // INITIAL_BINDACK_TIMEOUT_FIRSTREG only for the first
 	lifetime := m.LifetimeDuration()
 	h.expires = h.clk.Now().Add(lifetime)
@@ -151,6 +163,34 @@ func (h *homeRegistration) ack(info mh.PacketInfo, m *mh.Message) {
 			h.newBU()
 		})
 	}
+}
+
+// refreshRequested takes a Binding Refresh Request from the home agent,
+// authenticated with the MN-HA key: the home agent got a packet through the
+// reverse tunnel without holding our binding (it restarted and lost it), so
+// the node registers again at once instead of at its next refresh (RFC 6275
+// 11.7.4 leaves the reaction to a BRR to the node). At most once a second.
+func (h *homeRegistration) refreshRequested(info mh.PacketInfo, m *mh.Message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if !h.cred.verify(info, m, info.Dst, h.home) {
+		h.sig.Drop(DropBRRUnauthenticated)
+		return
+	}
+	now := h.clk.Now()
+	if h.atHome(h.coa) || !h.coa.IsValid() || now.Sub(h.lostAt) < time.Second {
+		return
+	}
+	h.lostAt, h.lost = now, true
+	h.sig.Add("mn.home_lost", 1)
+	h.log.Info("the home agent lost our binding: registering again")
+	h.bound = false
+	h.refresh.stop()
+	h.rt.reset()
+	h.newBU()
 }
 
 // state reports whether the home agent acknowledged the current

@@ -183,6 +183,22 @@ func (mn *MobileNode) Contact() netip.Addr {
 	return mn.scheme.contact(v.Address, mn.cfg.Home)
 }
 
+// OnHomeRestored registers f to be told (on a goroutine of its own) when
+// the node registered again with a home agent that had lost its binding:
+// whatever else that agent's host kept for the node, such as its SIP
+// registration, is likely lost too.
+func (mn *MobileNode) OnHomeRestored(f func()) {
+	mn.home.mu.Lock()
+	defer mn.home.mu.Unlock()
+	prev := mn.home.restored
+	mn.home.restored = func() {
+		if prev != nil {
+			prev()
+		}
+		f()
+	}
+}
+
 // OnContactChange registers f to be told, on a goroutine of its own, each
 // new contact address.
 func (mn *MobileNode) OnContactChange(f func(netip.Addr)) {
@@ -418,6 +434,11 @@ func (mn *MobileNode) handleMH(pkt []byte, tunnelledBy netip.Addr) {
 	if m.Type == mh.TypeBA && info.Src == mn.cfg.HomeAgent {
 		mn.sig.Received("BA.home", pkt)
 		mn.home.ack(info, &m)
+		return
+	}
+	if m.Type == mh.TypeBRR && info.Src == mn.cfg.HomeAgent {
+		mn.sig.Received("BRR.home", pkt)
+		mn.home.refreshRequested(info, &m)
 		return
 	}
 	if mn.cn.HandleMH(pkt, info, &m) {

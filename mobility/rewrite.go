@@ -117,8 +117,9 @@ func (t *tunnelEntry) exit(p *overlay.Packet, c *ip6.Chain) (overlay.Verdict, bo
 
 // untunnel decapsulates what a mobile node sent through a reverse tunnel,
 // if bindings maps the inner source to the outer one (the care-of address
-// it registered); anything else is dropped and counted.
-func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache) overlay.Verdict {
+// it registered); anything else is dropped and counted, and told to
+// unknown (if set) with its inner and outer sources.
+func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache, unknown func(inner, outer netip.Addr)) overlay.Verdict {
 	if !isTunnelled(p) {
 		sig.Drop(DropTunnelMalformed)
 		return overlay.Consumed
@@ -128,6 +129,9 @@ func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache) overlay.V
 	inner := ip6.Header(d[ip6.HeaderLen:]).Src()
 	if coa, ok := bindings.Lookup(inner); !ok || coa != outer {
 		sig.Drop(DropTunnelUnknownSender)
+		if unknown != nil {
+			unknown(inner, outer)
+		}
 		return overlay.Consumed
 	}
 	if err := decapsulate(p); err != nil {

@@ -142,6 +142,7 @@ const (
 	DropBUNoAnchor
 	// Binding Acknowledgements and tests at the mobile node.
 	DropBABadAuthenticator
+	DropBRRUnauthenticated
 	DropBAStale
 	DropBAUnexpected
 	DropRRUnexpectedTest
@@ -185,7 +186,7 @@ var dropNames = [numDrops]string{
 	DropBUBadAuthenticator: "bu.bad_authenticator", DropBUReplayed: "bu.replayed",
 	DropBUNotAuthorised: "bu.not_authorised", DropBUSeqOutOfWindow: "bu.seq_out_of_window",
 	DropBUIncomplete: "bu.incomplete", DropBUNonceExpired: "bu.nonce_expired", DropBUNoAnchor: "bu.no_anchor",
-	DropBABadAuthenticator: "ba.bad_authenticator", DropBAStale: "ba.stale", DropBAUnexpected: "ba.unexpected",
+	DropBABadAuthenticator: "ba.bad_authenticator", DropBRRUnauthenticated: "brr.unauthenticated", DropBAStale: "ba.stale", DropBAUnexpected: "ba.unexpected",
 	DropRRUnexpectedTest: "rr.unexpected_test", DropRRBadCookie: "rr.bad_cookie",
 	DropAnchorUnexpectedBA: "anchor.unexpected_ba", DropAnchorBadBA: "anchor.bad_ba", DropAnchorNotReady: "anchor.not_ready",
 	DropMNAuthWithoutAH: "mnauth.without_ah", DropMNAuthAHUnknownSPI: "mnauth.ah_unknown_spi",

@@ -126,6 +126,14 @@ func (n *Node) startSIP() error {
 		}
 		if mn := n.Mobility.MobileNode; mn != nil {
 			mn.OnContactChange(func(netip.Addr) { reregister() })
+			// A home agent that lost the node's binding restarted without
+			// its state: its registrar has lost the node's registration too.
+			mn.OnHomeRestored(func() {
+				ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+				defer cancel()
+				n.Metrics.Add("sip.reregister.home_restored", 1)
+				ph.Reregister(ctx)
+			})
 		} else {
 			n.Host.OnAttach(func(overlay.Attachment) { go reregister() })
 		}
