@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/softphone"
+
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/internal/testenv"
 	"github.com/ha2r/mip6testbed/mobility"
@@ -95,4 +98,68 @@ func TestMNAuthAfterHomeAgentRestart(t *testing.T) {
 	}
 	t.Logf("MN Authentication before the home agent's restart: %v at ar1, %v at ar1p; after it, at ar1: %v",
 		times[0].Round(time.Millisecond), times[1].Round(time.Millisecond), times[2].Round(time.Millisecond))
+}
+
+// A home agent restarts during a call, with its state and without. With
+// it, the binding and the SIP registration are there the moment it runs
+// again; without, the node's next packet through the reverse tunnel (here a
+// ping to the correspondent) brings a Binding Refresh Request, and the node
+// registers its binding and its SIP contact again at once. Either way the
+// call goes on (its media does not cross the home agent once route
+// optimised, and a call in the paper's scheme never does). The times are
+// logged; what is asserted is that both come back, well within a refresh.
+func TestHomeAgentRestartDuringCall(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(map[bool]string{true: "with state", false: "state lost"}[keep], func(t *testing.T) {
+			l := startFig4Scheme(t, config.SchemeStandard, Options{Seed: 3})
+			for _, mn := range []string{"mn1", "mn2"} {
+				waitCounter(t, l, mn, "sip.registered", 1, 10*time.Second)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := l.Handover(ctx, "mn1", "ar1p"); err != nil {
+				t.Fatal(err)
+			}
+			waitCounter(t, l, "mn1", "mh.in.BA.home", 2, 10*time.Second)
+			call, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer call.Hangup(ctx)
+			hoa1 := l.Topo.NodeByName("mn1").HomeAddress
+			bound := func() bool { _, ok := l.Node("ha1").Mobility.HomeAgent.Bindings().Lookup(hoa1); return ok }
+			registered := func() bool { return len(l.Node("ha1").SIP.Proxy.Lookup("user1@domain1")) > 0 }
+
+			restart := time.Now()
+			if err := l.Restart(ctx, "ha1", keep); err != nil {
+				t.Fatal(err)
+			}
+			up := time.Since(restart)
+			if keep {
+				if !bound() || !registered() {
+					t.Fatalf("restarted with its state, ha1 has the binding: %v, the registration: %v", bound(), registered())
+				}
+				t.Logf("ha1 restarted in %v with mn1's binding and registration", up.Round(time.Millisecond))
+			} else {
+				if bound() || registered() {
+					t.Fatal("ha1 kept state it should have lost")
+				}
+				sent := time.Now()
+				cn := addrOf(t, l, "cn")
+				go func() {
+					pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+					defer pcancel()
+					l.Userspace("mn1").Ping(pctx, hoa1, cn, []byte("through the tunnel"))
+				}()
+				testenv.WaitFor(t, 5*time.Second, "mn1's binding at ha1", bound)
+				b := time.Since(sent)
+				testenv.WaitFor(t, 5*time.Second, "mn1's SIP registration at ha1", registered)
+				t.Logf("ha1 restarted without state in %v; from mn1's next packet through the tunnel, binding back in %v, SIP registration in %v",
+					up.Round(time.Millisecond), b.Round(time.Millisecond), time.Since(sent).Round(time.Millisecond))
+			}
+			// The call goes on.
+			before := call.Report().PacketsReceived
+			testenv.WaitFor(t, 5*time.Second, "media after the restart", func() bool { return call.Report().PacketsReceived >= before+50 })
+		})
+	}
 }
