@@ -177,6 +177,10 @@ func (l *Lab) Restart(ctx context.Context, name string, keepState bool) error {
 	return err
 }
 
+// Kill stops a node for good, as a machine that crashed: it answers
+// nothing from now on (Close later is harmless).
+func (l *Lab) Kill(name string) error { return l.Node(name).Close() }
+
 // Node returns the node called name; it panics on a name the topology lacks,
 // which is a bug in the caller.
 func (l *Lab) Node(name string) *node.Node {

@@ -163,3 +163,50 @@ func TestHomeAgentRestartDuringCall(t *testing.T) {
 		})
 	}
 }
+
+// The access router that anchors a call's old care-of address dies after
+// a move (paper's scheme): the mobile node notices that nothing comes back
+// through the anchor, probes it, drops it, and moves the call to its
+// current care-of address with a re-INVITE; the call goes on. The gap is
+// logged; what is asserted is that media flows both ways again.
+func TestDeadHA2RCallMoves(t *testing.T) {
+	l := startFig4Scheme(t, config.SchemeHA2R, Options{Seed: 4})
+	for _, mn := range []string{"mn1", "mn2"} {
+		waitCounter(t, l, mn, "mnauth.completed", 1, 10*time.Second)
+		waitCounter(t, l, mn, "sip.registered", 1, 10*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	call, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Hangup(ctx)
+	var far *softphone.Call
+	for _, c := range l.Node("mn2").SIP.Phone.Calls() {
+		far = c
+	}
+	coa1 := call.LocalAddr()
+	if _, err := l.Handover(ctx, "mn1", "ar1p"); err != nil {
+		t.Fatal(err)
+	}
+	waitCounter(t, l, "mn1", "anchor.bound", 1, 10*time.Second)
+	flowing := func(n uint64) func() bool {
+		a, b := call.Report().PacketsReceived, far.Report().PacketsReceived
+		return func() bool { return call.Report().PacketsReceived >= a+n && far.Report().PacketsReceived >= b+n }
+	}
+	testenv.WaitFor(t, 5*time.Second, "media through ar1's anchor", flowing(25))
+
+	killed := time.Now()
+	if err := l.Kill("ar1"); err != nil {
+		t.Fatal(err)
+	}
+	waitCounter(t, l, "mn1", "sip.calls_moved", 1, 20*time.Second)
+	moved := time.Since(killed)
+	testenv.WaitFor(t, 10*time.Second, "media after the re-INVITE", flowing(25))
+	if call.LocalAddr() == coa1 {
+		t.Errorf("the call is still on %s", coa1)
+	}
+	t.Logf("ar1 killed: the call moved off %s after %v, media both ways again after %v (mn1's largest gap %.0f ms, mn2's %.0f ms)",
+		coa1, moved.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), call.Report().MaxGapMs, far.Report().MaxGapMs)
+}

@@ -360,6 +360,58 @@ func TestHomeAgentWithoutStateAsksForRefresh(t *testing.T) {
 	}
 }
 
+// A tunnelled anchor whose HA2R dies: the node keeps sending through it and
+// hears nothing back, probes with a quick refresh, and when that goes
+// unanswered drops the anchor and says so (its calls then move with a
+// re-INVITE). A live HA2R answers the probe and the anchor stays.
+func TestDeadAnchorIsDropped(t *testing.T) {
+	g := newPaperRig(t)
+	lost := make(chan netip.Addr, 1)
+	g.mn.OnAnchorLost(func(coa netip.Addr) { lost <- coa })
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.pump(t)
+	g.h.attach(attachment("ar2", ar2P, careOf2))
+	g.pump(t)
+	send := func() {
+		p := g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: careOf1, Dst: cnAddr}, make([]byte, 8)))
+		if h := p.Header(); h.NextHeader() != ip6.ProtoIPv6 || h.Dst() != arAddr {
+			t.Fatalf("not through ar1's tunnel: %x", p.Data()[:40])
+		}
+	}
+	// Alive: the probe is answered, the anchor stays.
+	for range 4 {
+		send()
+		g.clk.Advance(time.Second)
+		g.pump(t)
+	}
+	if counter(g.sig, "anchor.probe") != 1 || counter(g.sig, "anchor.lost") != 0 {
+		t.Fatalf("a live HA2R: %d probes, %d lost", counter(g.sig, "anchor.probe"), counter(g.sig, "anchor.lost"))
+	}
+	// Dead: ar1 answers nothing from now on.
+	g.drop = func(from string, _ sentMsg) bool { return from == "ar1" }
+	for i := 0; i < 30 && counter(g.sig, "anchor.lost") == 0; i++ {
+		send()
+		g.clk.Advance(500 * time.Millisecond)
+		g.pump(t)
+	}
+	if counter(g.sig, "anchor.lost") != 1 {
+		t.Fatalf("the dead HA2R's anchor was not dropped (probes %d)", counter(g.sig, "anchor.probe"))
+	}
+	select {
+	case coa := <-lost:
+		if coa != careOf1 {
+			t.Fatalf("lost %s", coa)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not told of the lost anchor")
+	}
+	for _, a := range g.mn.Status().Anchors {
+		if a.CareOf == careOf1 {
+			t.Fatalf("careOf1 is still an anchor: %+v", a)
+		}
+	}
+}
+
 // Back home in the paper's scheme, an anchor that still carries a session
 // is bound to the home address: the HA2R tunnels the old care-of address
 // there, and what the node sends from it goes back through the HA2R.

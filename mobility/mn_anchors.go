@@ -30,8 +30,9 @@ type anchorSet struct {
 	send     func([]byte) bool // to the current router, as it is
 	ha2r     map[string]bool   // access links whose routers are HA2Rs
 	idle     time.Duration
-	lazy     bool   // MN Authentication on the first session, not on attach
-	onReady  func() // the current care-of address was authenticated
+	lazy     bool                 // MN Authentication on the first session, not on attach
+	onReady  func()               // the current care-of address was authenticated
+	onLost   func(coa netip.Addr) // an anchor's HA2R stopped answering (under mu)
 
 	mu      sync.Mutex
 	anchors map[netip.Addr]*anchorRec // by care-of address
@@ -52,6 +53,7 @@ type anchorView struct {
 	ha2rs     map[netip.Addr]bool          // HA2Rs we accept tunnels from
 	active    map[netip.Addr]*atomic.Int64 // last traffic per care-of address
 	ready     map[netip.Addr]bool          // care-of addresses authenticated at their HA2R
+	recs      map[netip.Addr]*anchorRec    // tunnelled anchors, for their traffic clocks
 	// lazyPending: the current address's authentication waits for the
 	// first session.
 	lazyPending bool
@@ -83,7 +85,26 @@ type anchorRec struct {
 	expires    time.Time
 	lastActive atomic.Int64
 	rt         retransmitter
+	// Liveness of a tunnelled anchor: when the node last sent through its
+	// HA2R, and last heard through it (a tunnelled packet, or a BA); a
+	// probe is a refresh sent when the node sends but hears nothing.
+	lastSent, lastHeard atomic.Int64
+	probing             bool
+	lastProbe           time.Time
 }
+
+// Probing a tunnelled anchor: when the node has sent through it lately but
+// heard nothing through it for probeSilence, it refreshes the
+// binding with a quick schedule (probeSends sends, probeInitial apart and
+// doubling); unanswered, the HA2R is taken for dead (about 3.5 s after the
+// probe) and the anchor dropped, so that the node's calls on the address
+// move with a re-INVITE. An answered probe is not repeated for probeEvery.
+const (
+	probeSilence = 2 * time.Second
+	probeInitial = 500 * time.Millisecond
+	probeSends   = 3
+	probeEvery   = 10 * time.Second
+)
 
 // maxAnchorSends bounds how often an unanswered MN Authentication Request
 // or anchor Binding Update is sent before the anchor is given up.
@@ -119,7 +140,7 @@ func newAnchorSet(clk clock.Clock, sig *Signals, log *slog.Logger, dev tun.Devic
 // publish rebuilds the data path's view. Call with mu held.
 func (s *anchorSet) publish() {
 	v := &anchorView{tunnelled: map[netip.Addr]netip.Addr{}, ha2rs: map[netip.Addr]bool{},
-		active: map[netip.Addr]*atomic.Int64{}, ready: map[netip.Addr]bool{}}
+		active: map[netip.Addr]*atomic.Int64{}, ready: map[netip.Addr]bool{}, recs: map[netip.Addr]*anchorRec{}}
 	for coa, a := range s.anchors {
 		if a.ha2r.IsValid() {
 			v.ha2rs[a.ha2r] = true
@@ -129,6 +150,7 @@ func (s *anchorSet) publish() {
 			v.ready[coa] = true
 			if a.tunnel && coa != s.cur {
 				v.tunnelled[coa] = a.ha2r
+				v.recs[coa] = a
 			}
 		}
 	}
@@ -272,6 +294,10 @@ func (s *anchorSet) arm(a *anchorRec, resend func()) {
 		if s.closed || !s.holds(a) || !a.rt.current(gen) {
 			return
 		}
+		if a.rt.exhausted() && a.probing {
+			s.lost(a)
+			return
+		}
 		if a.rt.exhausted() {
 			s.sig.Add("anchor.gave_up", 1)
 			if a.state == anchorReleasing {
@@ -410,6 +436,11 @@ func (s *anchorSet) ack(info mh.PacketInfo, m *mh.Message) {
 	}
 	a.awaiting = false
 	a.rt.reset()
+	a.lastHeard.Store(s.clk.Now().UnixNano())
+	if a.probing {
+		a.probing = false
+		a.rt = newRetransmitter(s.clk, InitialBindackTimeout, maxAnchorSends)
+	}
 	if m.Status == mh.StatusSeqOutOfWindow {
 		// The HA2R holds a newer number (RFC 6275 9.5.1): continue from it.
 		lifetime := a.lifetimeOr()
@@ -460,8 +491,38 @@ func (s *anchorSet) upkeep() {
 			s.bind(a, a.lifetimeOr())
 		}
 	}
+	for coa, a := range s.anchors {
+		if a.state == anchorReady && a.tunnel && coa != s.cur && !a.awaiting && s.silent(a, now) {
+			a.probing, a.lastProbe = true, now
+			a.rt = newRetransmitter(s.clk, probeInitial, probeSends)
+			s.sig.Add("anchor.probe", 1)
+			s.bind(a, a.lifetimeOr())
+		}
+	}
 	if changed {
 		s.publish()
+	}
+}
+
+// silent reports whether the node sends through tunnelled anchor a but has
+// heard nothing through it for probeSilence (and has not probed lately).
+func (s *anchorSet) silent(a *anchorRec, now time.Time) bool {
+	since := func(t int64) time.Duration { return now.Sub(time.Unix(0, t)) }
+	return since(a.lastSent.Load()) < probeSilence && since(a.lastHeard.Load()) > probeSilence && now.Sub(a.lastProbe) > probeEvery
+}
+
+// lost drops an anchor whose HA2R did not answer its probe: the address is
+// gone (packets from it would go nowhere), and the node's calls on it are
+// told to move. Call with mu held.
+func (s *anchorSet) lost(a *anchorRec) {
+	s.sig.Add("anchor.lost", 1)
+	s.log.Warn("the HA2R anchoring an old care-of address does not answer: dropping it", "care_of", a.coa, "ha2r", a.ha2r)
+	a.rt.reset()
+	delete(s.anchors, a.coa)
+	s.dropAddress(a.coa)
+	s.publish()
+	if f := s.onLost; f != nil {
+		go f(a.coa)
 	}
 }
 
@@ -479,7 +540,18 @@ func (s *anchorSet) careOfRoute(src, cur netip.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, true
 	}
 	ha2r, ok := v.tunnelled[src]
+	if ok {
+		v.recs[src].lastSent.Store(s.clk.Now().UnixNano())
+	}
 	return ha2r, ok
+}
+
+// heard notes a packet for old care-of address dst that came through its
+// HA2R's tunnel.
+func (s *anchorSet) heard(tunnelledBy, dst netip.Addr) {
+	if a := s.view.Load().recs[dst]; a != nil && a.ha2r == tunnelledBy {
+		a.lastHeard.Store(s.clk.Now().UnixNano())
+	}
 }
 
 // firstSession starts the MN Authentication that was put off until the

@@ -143,7 +143,12 @@ func (s *ha2rScheme) routeOptimised(netip.Addr) bool { return false }
 // first_session).
 func (s *ha2rScheme) tunnelling(netip.Addr) { s.anchors.firstSession() }
 
-func (s *ha2rScheme) delivered(_, _, dst netip.Addr) { s.anchors.noteActivity(dst) }
+func (s *ha2rScheme) delivered(tunnelledBy, _, dst netip.Addr) {
+	s.anchors.noteActivity(dst)
+	if tunnelledBy.IsValid() {
+		s.anchors.heard(tunnelledBy, dst)
+	}
+}
 
 func (s *ha2rScheme) acceptsTunnelFrom(outer netip.Addr) bool {
 	return s.anchors.view.Load().ha2rs[outer]

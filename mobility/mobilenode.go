@@ -199,6 +199,25 @@ func (mn *MobileNode) OnHomeRestored(f func()) {
 	}
 }
 
+// OnAnchorLost registers f to be told (on a goroutine of its own) of an
+// old care-of address whose HA2R stopped answering (paper's scheme): the
+// address is gone, and sessions on it must move (the softphone re-INVITEs).
+func (mn *MobileNode) OnAnchorLost(f func(coa netip.Addr)) {
+	s, ok := mn.scheme.(*ha2rScheme)
+	if !ok {
+		return
+	}
+	s.anchors.mu.Lock()
+	defer s.anchors.mu.Unlock()
+	prev := s.anchors.onLost
+	s.anchors.onLost = func(coa netip.Addr) {
+		if prev != nil {
+			prev(coa)
+		}
+		f(coa)
+	}
+}
+
 // OnContactChange registers f to be told, on a goroutine of its own, each
 // new contact address.
 func (mn *MobileNode) OnContactChange(f func(netip.Addr)) {

@@ -128,6 +128,15 @@ func (n *Node) startSIP() error {
 			mn.OnContactChange(func(netip.Addr) { reregister() })
 			// A home agent that lost the node's binding restarted without
 			// its state: its registrar has lost the node's registration too.
+			// An anchor whose HA2R died: the calls on its address move to
+			// the contact address now with a re-INVITE.
+			mn.OnAnchorLost(func(coa netip.Addr) {
+				ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+				defer cancel()
+				if moved, err := ph.MoveCalls(ctx, coa); moved > 0 || err != nil {
+					n.Metrics.Add("sip.calls_moved", uint64(moved))
+				}
+			})
 			mn.OnHomeRestored(func() {
 				ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 				defer cancel()

@@ -211,6 +211,14 @@ func (c *Call) release() {
 	}
 }
 
+// LocalAddr is the address the call's media and contact use now (a call
+// moves when its address dies).
+func (c *Call) LocalAddr() netip.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Local
+}
+
 // Media returns the call's media session (nil before it is answered).
 func (c *Call) Media() *Media { return c.media }
 
@@ -281,49 +289,94 @@ func (c *Call) Hangup(ctx context.Context) Report {
 	return c.end()
 }
 
-// ReInvite refreshes the session in the dialog (RFC 3261 14: a target
-// refresh): a new offer for the same media address; the answer may move the
-// peer's media.
+// ReInvite refreshes the session in the dialog (RFC 3261 14, a target
+// refresh), from either end: a new offer and Contact for the call's local
+// address; the answer may move the peer's media.
 func (c *Call) ReInvite(ctx context.Context) error {
-	if c.dc == nil {
-		return errors.New("softphone: only the caller re-invites in this phone")
-	}
-	offer, err := Offer(c.Local, uint16(c.port), []Codec{c.codec})
+	c.mu.Lock()
+	local, port := c.Local, c.port
+	c.mu.Unlock()
+	offer, err := Offer(local, uint16(port), []Codec{c.codec})
 	if err != nil {
 		return err
 	}
-	cont := c.p.contactHeader(c.Local)
-	req := sip.NewRequest(sip.INVITE, c.dc.InviteResponse.Contact().Address)
+	var target sip.Uri
+	switch {
+	case c.dc != nil:
+		target = c.dc.InviteResponse.Contact().Address
+	case c.ds != nil:
+		target = c.ds.InviteRequest.Contact().Address
+	}
+	cont := c.p.contactHeader(local)
+	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(&cont)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
-	res, err := c.dc.Do(ctx, req)
+	var res *sip.Response
+	if c.dc != nil {
+		res, err = c.dc.Do(ctx, req)
+	} else {
+		res, err = c.ds.Do(ctx, req)
+	}
 	if err != nil {
 		return fmt.Errorf("softphone: re-INVITE: %w", err)
 	}
 	if !res.IsSuccess() {
 		return fmt.Errorf("softphone: re-INVITE refused: %d %s", res.StatusCode, res.Reason)
 	}
+	// The ACK of a 2xx is a request of its own (RFC 3261 13.2.2.4): the
+	// dialog adds its route set.
 	ack := sip.NewRequest(sip.ACK, req.Recipient)
-	ack.SetDestination(req.Destination())
-	for _, h := range []string{"Via", "From", "Call-ID", "Route"} {
-		for _, hv := range req.GetHeaders(h) {
+	if via := req.Via(); via != nil {
+		v := via.Clone()
+		v.Params.Add("branch", sip.GenerateBranchN(16))
+		ack.AppendHeader(v)
+	}
+	for _, h := range []string{"From", "Call-ID"} {
+		if hv := req.GetHeader(h); hv != nil {
 			ack.AppendHeader(sip.HeaderClone(hv))
 		}
 	}
 	ack.AppendHeader(sip.HeaderClone(res.To()))
 	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
 	ack.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-	if via := ack.Via(); via != nil {
-		via.Params.Add("branch", sip.GenerateBranchN(16))
+	ack.AppendHeader(&cont)
+	if c.dc != nil {
+		err = c.dc.WriteRequest(ack)
+	} else {
+		err = c.ds.WriteRequest(ack)
 	}
-	if err := c.dc.WriteRequest(ack); err != nil {
+	if err != nil {
 		return err
 	}
 	if r, err := ParseSDP(res.Body()); err == nil && c.media != nil {
 		c.media.SetRemote(r.Addr)
 	}
 	return nil
+}
+
+// moveTo moves the call to local address to: its media to new sockets
+// there, and the peer with a re-INVITE carrying the new Contact and SDP
+// (the paper's scheme has no rule for an anchor that died; SIP mobility
+// takes over).
+func (c *Call) moveTo(ctx context.Context, to netip.Addr) error {
+	rtpc, rtcpc, port, err := c.p.mediaSockets(to)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.report != nil { // ended meanwhile
+		c.mu.Unlock()
+		rtpc.Close()
+		rtcpc.Close()
+		return errors.New("softphone: the call ended")
+	}
+	c.Local, c.port, c.rtp, c.rtcp = to, port, rtpc, rtcpc
+	c.mu.Unlock()
+	if c.media != nil {
+		c.media.Move(rtpc, rtcpc)
+	}
+	return c.ReInvite(ctx)
 }
 
 // onInvite answers a new call, or a re-INVITE in an existing one.
@@ -429,14 +482,18 @@ func (c *Call) unacknowledged(err error) {
 	c.fail(fmt.Sprintf("answered, but no ACK came: %v", err))
 }
 
-// reInvited answers a re-INVITE: same media here, the peer's may move.
+// reInvited answers a re-INVITE: same media here, the peer's may move, and
+// so may its Contact, the dialog's remote target (RFC 3261 12.2.2).
 func (c *Call) reInvited(req *sip.Request, tx sip.ServerTransaction) {
 	offer, err := ParseSDP(req.Body())
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}
-	answer, _, err := Answer(offer, c.Local, uint16(c.port))
+	c.mu.Lock()
+	local, port := c.Local, c.port
+	c.mu.Unlock()
+	answer, _, err := Answer(offer, local, uint16(port))
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
@@ -444,10 +501,29 @@ func (c *Call) reInvited(req *sip.Request, tx sip.ServerTransaction) {
 	if c.media != nil {
 		c.media.SetRemote(offer.Addr)
 	}
+	if ct := req.Contact(); ct != nil {
+		c.retarget(ct)
+	}
 	res := sip.NewSDPResponseFromRequest(req, answer)
-	cont := c.p.contactHeader(c.Local)
+	cont := c.p.contactHeader(local)
 	res.AppendHeader(&cont)
 	tx.Respond(res)
+}
+
+// retarget makes the peer's new Contact the dialog's remote target, where
+// its in-dialog requests (BYE, re-INVITE) go: sipgo reads it from the
+// INVITE (callee) or its answer (caller).
+func (c *Call) retarget(ct *sip.ContactHeader) {
+	var m interface{ ReplaceHeader(sip.Header) }
+	switch {
+	case c.dc != nil && c.dc.InviteResponse != nil:
+		m = c.dc.InviteResponse
+	case c.ds != nil:
+		m = c.ds.InviteRequest
+	default:
+		return
+	}
+	m.ReplaceHeader(sip.HeaderClone(ct))
 }
 
 func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {

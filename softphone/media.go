@@ -44,6 +44,7 @@ type Media struct {
 	start time.Time
 
 	mu          sync.Mutex
+	rtp, rtcp   net.PacketConn // the sockets now (Move replaces them)
 	remote      netip.AddrPort
 	sent        uint64
 	octets      uint64
@@ -86,7 +87,7 @@ func StartMedia(cfg MediaConfig) *Media {
 	if cfg.Sink == nil {
 		cfg.Sink = Discard{}
 	}
-	m := &Media{cfg: cfg, log: cfg.Log, stop: make(chan struct{}), start: time.Now(), remote: cfg.Remote}
+	m := &Media{cfg: cfg, log: cfg.Log, stop: make(chan struct{}), start: time.Now(), remote: cfg.Remote, rtp: cfg.RTP, rtcp: cfg.RTCP}
 	m.wg.Add(3)
 	go m.send()
 	go m.receive()
@@ -99,6 +100,26 @@ func (m *Media) SetRemote(a netip.AddrPort) {
 	m.mu.Lock()
 	m.remote = a
 	m.mu.Unlock()
+}
+
+// Move puts the session on new sockets (the call moved to another local
+// address) and closes the old ones.
+func (m *Media) Move(rtp, rtcp net.PacketConn) {
+	m.mu.Lock()
+	oldRTP, oldRTCP := m.rtp, m.rtcp
+	m.rtp, m.rtcp = rtp, rtcp
+	m.mu.Unlock()
+	oldRTP.Close()
+	if oldRTCP != nil {
+		oldRTCP.Close()
+	}
+}
+
+// conns returns the sockets now.
+func (m *Media) conns() (rtp, rtcp net.PacketConn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rtp, m.rtcp
 }
 
 // MarkHandover records a handover time for the report.
@@ -163,9 +184,9 @@ func (m *Media) send() {
 			continue
 		}
 		m.mu.Lock()
-		remote := m.remote
+		remote, conn := m.remote, m.rtp
 		m.mu.Unlock()
-		if _, err := m.cfg.RTP.WriteTo(buf[:n], net.UDPAddrFromAddrPort(remote)); err == nil {
+		if _, err := conn.WriteTo(buf[:n], net.UDPAddrFromAddrPort(remote)); err == nil {
 			m.mu.Lock()
 			m.sent++
 			m.octets += uint64(len(payload))
@@ -184,10 +205,12 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// read reads the next datagram from c, skipping transient errors; it
-// returns false once the media is stopped or the socket closed.
-func (m *Media) read(c net.PacketConn, buf []byte) (int, net.Addr, bool) {
+// read reads the next datagram from the socket conn returns (RTP or RTCP),
+// skipping transient errors and following a Move; it returns false once the
+// media is stopped or its socket closed for good.
+func (m *Media) read(conn func() net.PacketConn, buf []byte) (int, net.Addr, bool) {
 	for {
+		c := conn()
 		n, from, err := c.ReadFrom(buf)
 		if err == nil {
 			return n, from, true
@@ -197,11 +220,14 @@ func (m *Media) read(c net.PacketConn, buf []byte) (int, net.Addr, bool) {
 			return 0, nil, false
 		default:
 		}
-		if errors.Is(err, net.ErrClosed) {
+		if errors.Is(err, net.ErrClosed) && conn() == c {
 			return 0, nil, false
 		}
 	}
 }
+
+func (m *Media) rtpConn() net.PacketConn  { r, _ := m.conns(); return r }
+func (m *Media) rtcpConn() net.PacketConn { _, r := m.conns(); return r }
 
 func (m *Media) receive() {
 	defer m.wg.Done()
@@ -209,7 +235,7 @@ func (m *Media) receive() {
 	var pkt rtp.Packet
 	pcm := make([]int16, 0, FrameSamples)
 	for {
-		n, from, ok := m.read(m.cfg.RTP, buf)
+		n, from, ok := m.read(m.rtpConn, buf)
 		if !ok {
 			return
 		}
@@ -323,11 +349,12 @@ func (m *Media) sendRTCP(bye bool) {
 		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{m.cfg.SSRC}})
 	}
 	b, err := rtcp.Marshal(pkts)
-	if err != nil || m.cfg.RTCP == nil {
+	conn := m.rtcpConn()
+	if err != nil || conn == nil {
 		return
 	}
 	to := netip.AddrPortFrom(remote.Addr(), remote.Port()+1)
-	if _, err := m.cfg.RTCP.WriteTo(b, net.UDPAddrFromAddrPort(to)); err == nil {
+	if _, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to)); err == nil {
 		m.mu.Lock()
 		m.rtcpOut++
 		m.mu.Unlock()
@@ -341,7 +368,7 @@ func (m *Media) receiveRTCP() {
 	}
 	buf := make([]byte, 1500)
 	for {
-		n, from, ok := m.read(m.cfg.RTCP, buf)
+		n, from, ok := m.read(m.rtcpConn, buf)
 		if !ok {
 			return
 		}
@@ -385,9 +412,10 @@ func (m *Media) receiveRTCP() {
 // Stop ends the session and returns its report.
 func (m *Media) Stop() Report {
 	close(m.stop)
-	m.cfg.RTP.SetReadDeadline(time.Now())
-	if m.cfg.RTCP != nil {
-		m.cfg.RTCP.SetReadDeadline(time.Now())
+	rtp, rtcp := m.conns()
+	rtp.SetReadDeadline(time.Now())
+	if rtcp != nil {
+		rtcp.SetReadDeadline(time.Now())
 	}
 	m.wg.Wait()
 	return m.Report()
@@ -398,7 +426,7 @@ func (m *Media) Report() Report {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.rx
-	r := Report{Codec: m.cfg.Codec.Name, Remote: m.remote.String(), Local: m.cfg.RTP.LocalAddr().String(),
+	r := Report{Codec: m.cfg.Codec.Name, Remote: m.remote.String(), Local: m.rtp.LocalAddr().String(),
 		DurationS: time.Since(m.start).Seconds(), PacketsSent: m.sent, PacketsReceived: s.received,
 		JitterMs: s.jitter / SampleRate * 1000, MaxGapMs: float64(s.maxGap) / float64(time.Millisecond),
 		RTTMs: float64(m.rtt) / float64(time.Millisecond), UnexpectedSource: m.unexpected,

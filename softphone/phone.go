@@ -406,6 +406,34 @@ func (p *Phone) forget(c *Call) {
 	p.mu.Unlock()
 }
 
+// MoveCalls moves every call on local address from to the phone's contact
+// address now, each with a re-INVITE (the address died: the HA2R that
+// anchored it stopped answering). It returns how many moved, and the first
+// error.
+func (p *Phone) MoveCalls(ctx context.Context, from netip.Addr) (int, error) {
+	to := p.cfg.Contact()
+	if !to.IsValid() || to == from {
+		return 0, errors.New("softphone: no other address to move the calls to")
+	}
+	var first error
+	n := 0
+	for _, c := range p.Calls() {
+		if c.LocalAddr() != from {
+			continue
+		}
+		if err := c.moveTo(ctx, to); err != nil {
+			p.log.Warn("moving a call", "call", c.ID, "from", from, "to", to, "err", err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		p.log.Info("call moved", "call", c.ID, "from", from, "to", to)
+		n++
+	}
+	return n, first
+}
+
 // ringing reports how many incoming calls ring, unanswered.
 func (p *Phone) ringing() int { return int(p.rings.Load()) }
 
