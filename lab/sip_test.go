@@ -3,12 +3,14 @@ package lab
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/internal/testenv"
+	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/softphone"
 )
 
@@ -180,5 +182,28 @@ func TestCallToMobileNodeAtHome(t *testing.T) {
 			testenv.WaitFor(t, 10*time.Second, "media from mn1 at home", func() bool { return c.Report().PacketsReceived >= start+25 })
 			c.Hangup(ctx)
 		})
+	}
+}
+
+// A call that cannot be set up ends with a report that says why, and an
+// error (node call exits non-zero on it): an unknown user, a phone that
+// declines. No MOS is claimed for a call that received nothing.
+func TestFailedCallReports(t *testing.T) {
+	l := startFig4Scheme(t, config.SchemeStandard, Options{NoDelay: true})
+	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ to, want string }{{"sip:nobody@domain2", "404"}} {
+		rep, err := l.Node("mn1").PlaceCall(ctx, node.CallRequest{To: tc.to, Duration: time.Second})
+		if err == nil {
+			t.Fatalf("call to %s: no error", tc.to)
+		}
+		if !rep.Ended || !strings.Contains(rep.Failure, tc.want) || rep.MOS != 0 {
+			t.Errorf("call to %s: ended %v, failure %q, MOS %.2f", tc.to, rep.Ended, rep.Failure, rep.MOS)
+		}
+		if !strings.Contains(rep.Text(), "FAILED") {
+			t.Errorf("the report text does not say the call failed:\n%s", rep.Text())
+		}
 	}
 }

@@ -26,6 +26,8 @@ type CallRequest struct {
 
 // PlaceCall calls req.To, keeps the call up for its duration (or until the
 // source ends, or the far end hangs up), hangs up and returns the report.
+// A call that could not be set up returns its report (Failure says why)
+// with the error.
 func (n *Node) PlaceCall(ctx context.Context, req CallRequest) (softphone.Report, error) {
 	if n.SIP.Phone == nil {
 		return softphone.Report{}, fmt.Errorf("node %s has no phone (give it a sip_uri in the topology)", n.Cfg.Name)
@@ -43,6 +45,9 @@ func (n *Node) PlaceCall(ctx context.Context, req CallRequest) (softphone.Report
 	defer cancel()
 	c, err := n.SIP.Phone.Call(setup, target, softphone.CallOptions{Source: src, Sink: req.Sink})
 	if err != nil {
+		if c != nil {
+			return c.Report(), err
+		}
 		return softphone.Report{}, err
 	}
 	var limit <-chan time.Time
@@ -145,9 +150,11 @@ func (n *Node) callCommand(ctx context.Context, args map[string]string, in io.Re
 		req.Duration = 10 * time.Second
 	}
 	rep, err := n.PlaceCall(ctx, req)
-	if err != nil {
+	if err != nil && rep.Failure == "" {
 		return err
 	}
+	// A failed call still has a report: it says what failed, and the
+	// client exits non-zero.
 	b, _ := json.Marshal(rep)
 	return out.Write(control.FrameResult, b)
 }

@@ -53,7 +53,9 @@ type CallOptions struct {
 var ErrCallRefused = errors.New("softphone: call refused")
 
 // Call places a call to target through the domain's proxy and returns once
-// it is answered (or refused, or ctx ends, which cancels it).
+// it is answered (or refused, or ctx ends, which cancels it). A call that
+// failed after its INVITE went out is returned with the error, ended, its
+// report saying what failed.
 func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call, error) {
 	contact := p.cfg.Contact()
 	if !contact.IsValid() {
@@ -97,7 +99,7 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	c.ID = req.CallID().Value()
 	p.register(c)
 	if err := c.waitAnswer(ctx); err != nil {
-		return nil, err
+		return c, err
 	}
 	c.AnsweredAt = time.Now()
 	answer, err := ParseSDP(dc.InviteResponse.Body())
@@ -105,11 +107,11 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 		dc.Ack(ctx)
 		dc.Bye(ctx)
 		c.fail(fmt.Sprintf("the answer's SDP: %v", err))
-		return nil, fmt.Errorf("softphone: answer: %w", err)
+		return c, fmt.Errorf("softphone: answer: %w", err)
 	}
 	if err := dc.Ack(ctx); err != nil {
 		c.fail(fmt.Sprintf("sending the ACK: %v", err))
-		return nil, fmt.Errorf("softphone: ACK: %w", err)
+		return c, fmt.Errorf("softphone: ACK: %w", err)
 	}
 	src, sink := o.Source, o.Sink
 	if src == nil {

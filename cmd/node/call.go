@@ -92,18 +92,24 @@ func cmdCall(args []string) error {
 		case control.FrameError:
 			return errors.New(string(p))
 		case control.FrameResult:
+			var r softphone.Report
+			if err := json.Unmarshal(p, &r); err != nil {
+				return fmt.Errorf("reading the report: %w", err)
+			}
 			if *asJSON {
 				var v any
 				json.Unmarshal(p, &v)
 				enc := json.NewEncoder(report)
 				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(report, r.Text())
 			}
-			var r softphone.Report
-			if err := json.Unmarshal(p, &r); err != nil {
-				return fmt.Errorf("reading the report: %w", err)
+			if r.Failure != "" {
+				return &exitCode{code: 1, err: fmt.Errorf("the call failed: %s", r.Failure)}
 			}
-			fmt.Fprint(report, r.Text())
 			return nil
 		}
 	}
