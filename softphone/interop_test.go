@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -240,4 +242,54 @@ func udpPortBound(_ string, port int) bool {
 		}
 	}
 	return false
+}
+
+// SIPp's UAC places 20 calls through our proxy to our softphone with a
+// tenth of every datagram the proxy and the phone receive lost: every call
+// ends, set up or failed, within SIPp's timers; none is left hanging.
+func TestSippThroughLossyProxy(t *testing.T) {
+	testenv.RequireTools(t, "sipp")
+	lossy := func(seed uint64) dropNetwork {
+		var mu sync.Mutex
+		rng := rand.New(rand.NewPCG(seed, seed))
+		return dropNetwork{func([]byte) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return rng.Float64() < 0.10
+		}}
+	}
+	p, err := NewProxy(ProxyConfig{Domain: "d1", Addr: loop, Port: 26180, Net: lossy(1), Users: []string{"alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	startPhoneOn(t, lossy(2), "alice", "d1", 26181, 26180)
+	out, _ := sipp(t, 120*time.Second, "-sn", "uac", "[::1]:26180", "-s", "alice", "-i", "::1", "-p", "26185",
+		"-m", "20", "-r", "5", "-l", "10", "-d", "500", "-trace_stat", "-stf", filepath.Join(t.TempDir(), "stat.csv"))
+	ok, failed := sippCounter(out, "Successful call"), sippCounter(out, "Failed call")
+	t.Logf("sipp through a proxy losing 10 %%: %d successful, %d failed", ok, failed)
+	if ok+failed != 20 {
+		t.Fatalf("%d of 20 calls ended (%d successful, %d failed):\n%s", ok+failed, ok, failed, lastLines(out, 40))
+	}
+	if ok < 15 {
+		t.Errorf("only %d of 20 calls succeeded at 10 %% loss:\n%s", ok, lastLines(out, 40))
+	}
+}
+
+// sippCounter reads a cumulative counter from SIPp's final screen
+// ("Successful call |  0  |  20").
+func sippCounter(out, name string) int {
+	n := -1
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, name) {
+			continue
+		}
+		f := strings.Split(l, "|")
+		if len(f) >= 3 {
+			if v, err := strconv.Atoi(strings.TrimSpace(f[2])); err == nil {
+				n = v
+			}
+		}
+	}
+	return max(n, 0)
 }

@@ -115,7 +115,14 @@ func NewPhone(cfg PhoneConfig) (*Phone, error) {
 	if cfg.Audio == nil {
 		cfg.Audio = func(string, bool) (Source, Sink) { return &Tone{}, Discard{} }
 	}
-	ua, err := newUA(cfg.AOR.User, cfg.AOR.Host, cfg.Log)
+	var p *Phone
+	// A 2xx that arrives after its INVITE transaction ended means our ACK
+	// was lost: the UAC core acknowledges every 2xx (RFC 3261 13.2.2.4).
+	ua, err := newUA(cfg.AOR.User, cfg.AOR.Host, cfg.Log, sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+		if p != nil {
+			p.strayResponse(r)
+		}
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +138,7 @@ func NewPhone(cfg PhoneConfig) (*Phone, error) {
 		ua.Close()
 		return nil, fmt.Errorf("softphone: SIP socket: %w", err)
 	}
-	p := &Phone{cfg: cfg, log: cfg.Log.With("sip", cfg.AOR.String()), ua: ua, srv: srv, conn: conn,
+	p = &Phone{cfg: cfg, log: cfg.Log.With("sip", cfg.AOR.String()), ua: ua, srv: srv, conn: conn,
 		clients: map[netip.Addr]*sipgo.Client{}, calls: map[string]*Call{}, nextPort: cfg.RTPPort,
 		regCallID: fmt.Sprintf("reg-%x", rand.Uint64())}
 	srv.OnInvite(p.onInvite)
@@ -432,6 +439,24 @@ func (p *Phone) MoveCalls(ctx context.Context, from netip.Addr) (int, error) {
 		n++
 	}
 	return n, first
+}
+
+// strayResponse takes a response no transaction wants: a retransmitted 2xx
+// for one of our calls is acknowledged again; anything else is dropped.
+func (p *Phone) strayResponse(r *sip.Response) {
+	cseq, id := r.CSeq(), r.CallID()
+	if !r.IsSuccess() || cseq == nil || cseq.MethodName != sip.INVITE || id == nil {
+		return
+	}
+	p.mu.Lock()
+	c := p.calls[id.Value()]
+	p.mu.Unlock()
+	if c == nil || c.dc == nil || c.dc.InviteResponse == nil || cseq.SeqNo != c.dc.InviteRequest.CSeq().SeqNo {
+		return // a re-INVITE's answer, or no call of ours
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.dc.Ack(ctx)
 }
 
 // ringing reports how many incoming calls ring, unanswered.

@@ -30,6 +30,8 @@ Usage:
                                                stdin/stdout: arecord ... | node call ... | aplay)
   node sip-proxy --listen [ADDR]:PORT --domain DOMAIN
                                                the SIP proxy/registrar alone, on this host's sockets
+  node sweep calls [--loss 0,5,10,20,30] [--calls 50]
+                                               call setup and survival of a move as loss grows
 
 Run 'node COMMAND --help' for the flags of a command.
 Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file.
@@ -73,6 +75,8 @@ func run(args []string) int {
 		err = cmdCall(args[1:])
 	case args[0] == "sip-proxy":
 		err = cmdSIPProxy(args[1:])
+	case args[0] == "sweep":
+		err = cmdSweep(args[1:])
 	case args[0] == "testbed-plan":
 		err = cmdPlan(args[1:])
 	case len(args[0]) > 0 && args[0][0] == '-':

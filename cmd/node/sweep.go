@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/examples"
+	"github.com/ha2r/mip6testbed/sweep"
+)
+
+// cmdSweep measures figures across a parameter range in this process.
+func cmdSweep(args []string) error {
+	if len(args) == 0 || args[0] != "calls" {
+		return usageErr("sweep: what to sweep? node sweep calls [--loss 0,5,10,20,30] ... (see node sweep calls --help)")
+	}
+	return sweepCalls(args[1:])
+}
+
+// sweepCalls is "node sweep calls": call setup and survival of a move as
+// loss on every underlay traversal grows, for each scheme.
+func sweepCalls(args []string) error {
+	fs := newFlags("sweep calls", "node sweep calls [--loss 0,5,10,20,30] [--calls 50] [--batch 10] [--talk 2s] [--scheme standard|ha2r|both] [--seed N] [--config FILE] [--json]")
+	lossList := fs.String("loss", "0,5,10,20,30", "loss rates to measure, in percent, on every underlay traversal (every hop)")
+	calls := fs.Int("calls", 50, "calls per loss rate and scheme")
+	batchSize := fs.Int("batch", 10, "calls placed at once; MN1 moves once while each batch talks")
+	talk := fs.Duration("talk", 2*time.Second, "how long each batch talks before and after its move")
+	scheme := fs.String("scheme", "both", "standard, ha2r or both (side by side, a lab each)")
+	seed := fs.Uint64("seed", 1, "seed of the emulated loss")
+	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml): mn1 calls mn2 and moves between ar1 and ar1p")
+	asJSON := fs.Bool("json", false, "print the points as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o := sweep.CallOptions{Topology: examples.Fig4, TopologyName: "fig4.yaml (built in)", Calls: *calls, Batch: *batchSize, Talk: *talk, Seed: *seed}
+	for _, f := range strings.Split(*lossList, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v < 0 || v > 60 {
+			return usageErr("sweep calls: --loss %q: give percentages from 0 to 60, like 0,5,10", f)
+		}
+		o.Loss = append(o.Loss, v/100)
+	}
+	switch *scheme {
+	case "both":
+		o.Schemes = []config.Scheme{config.SchemeStandard, config.SchemeHA2R}
+	case string(config.SchemeStandard), string(config.SchemeHA2R):
+		o.Schemes = []config.Scheme{config.Scheme(*scheme)}
+	default:
+		return usageErr("sweep calls: --scheme %q: use standard, ha2r or both", *scheme)
+	}
+	if *calls < 1 || *batchSize < 1 {
+		return usageErr("sweep calls: --calls and --batch must be at least 1")
+	}
+	if *cfgPath != "" {
+		b, err := os.ReadFile(*cfgPath)
+		if err != nil {
+			return usageErr("sweep calls: %v", err)
+		}
+		if _, err := config.Parse(*cfgPath, b); err != nil {
+			return err
+		}
+		o.Topology, o.TopologyName = b, *cfgPath
+	}
+	o.Progress = func(p sweep.CallPoint) {
+		fmt.Fprintf(os.Stderr, "%s at %.0f %% loss: %d of %d calls set up, %d survived the move\n",
+			p.Scheme, 100*p.Loss, p.SetUp, p.Calls, p.Survived)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pts, err := sweep.Calls(ctx, o)
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if e := enc.Encode(pts); e != nil {
+			return e
+		}
+	} else {
+		writeCallTable(os.Stdout, pts)
+	}
+	return err
+}
+
+// writeCallTable prints the sweep's points, one row each.
+func writeCallTable(w io.Writer, pts []sweep.CallPoint) {
+	fmt.Fprintf(w, "%-9s %5s  %-14s %6s %8s %17s %9s %9s\n", "scheme", "loss", "registration", "calls", "set up", "setup p50 / p95", "survived", "RTP lost")
+	for _, p := range pts {
+		reg := fmt.Sprintf("%.2f s", p.Registration.Seconds())
+		if !p.RegistrationOK {
+			reg = "FAILED"
+		}
+		fmt.Fprintf(w, "%-9s %4.0f%%  %-14s %6d %7.1f%% %7.2f / %5.2f s %8.1f%% %8.1f%%\n", p.Scheme, 100*p.Loss, reg, p.Calls,
+			100*p.SetupRate(), p.SetupMedian.Seconds(), p.SetupP95.Seconds(), 100*p.SurvivalRate(), 100*p.RTPLoss)
+	}
+	for _, p := range pts {
+		keys := make([]string, 0, len(p.Failures))
+		for k := range p.Failures {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s at %.0f %%: %d calls failed: %s\n", p.Scheme, 100*p.Loss, p.Failures[k], k)
+		}
+	}
+}

@@ -1,0 +1,343 @@
+// Package sweep measures the testbed's figures across a range of a
+// parameter, on in-process labs: how calls fare as loss grows.
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/lab"
+	"github.com/ha2r/mip6testbed/softphone"
+)
+
+// CallOptions is one call-loss sweep.
+type CallOptions struct {
+	// Topology is a topology file's bytes (its mn1 calls mn2's sip_uri
+	// and moves between links ar1 and ar1p): examples/fig4.yaml's shape.
+	Topology     []byte
+	TopologyName string
+	Schemes  []config.Scheme
+	Loss     []float64 // per underlay traversal (every hop), 0..1
+	Calls    int       // per point and scheme
+	Batch    int       // calls placed at once; each batch shares a move
+	Talk     time.Duration
+	Seed     uint64
+	// Progress, if set, is told of each point as it completes.
+	Progress func(CallPoint)
+}
+
+// CallPoint is what one scheme's calls did at one loss rate.
+type CallPoint struct {
+	Scheme config.Scheme `json:"scheme"`
+	Loss   float64       `json:"loss"`
+	// Registration is how long MN1's home registration (and, in the
+	// paper's scheme, its MN Authentication) took after a move at this
+	// loss, before the calls; RegistrationOK says it completed.
+	Registration   time.Duration `json:"registration_ns"`
+	RegistrationOK bool          `json:"registration_ok"`
+	Calls          int           `json:"calls"`
+	SetUp          int           `json:"set_up"`
+	SetupMedian    time.Duration `json:"setup_median_ns"`
+	SetupP95       time.Duration `json:"setup_p95_ns"`
+	// Survived counts set-up calls whose media reached both ends in the
+	// last two seconds before the hangup, after the move.
+	Survived int `json:"survived"`
+	// RTPLoss is the mean share of media packets lost, both directions,
+	// over the calls set up.
+	RTPLoss float64 `json:"rtp_loss"`
+	// Failures counts calls that were not set up, by reason.
+	Failures map[string]int `json:"failures,omitempty"`
+}
+
+// SetupRate is the share of calls set up.
+func (p CallPoint) SetupRate() float64 { return ratio(p.SetUp, p.Calls) }
+
+// SurvivalRate is the share of set-up calls whose media survived the move.
+func (p CallPoint) SurvivalRate() float64 { return ratio(p.Survived, p.SetUp) }
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// Calls runs the sweep: for each scheme (side by side, a lab each) and each
+// loss rate, batches of calls from MN1 to MN2, each batch with a move of
+// MN1 while its calls talk.
+func Calls(ctx context.Context, o CallOptions) ([]CallPoint, error) {
+	if o.Topology == nil {
+		return nil, errors.New("sweep: no topology")
+	}
+	if o.Calls <= 0 {
+		o.Calls = 50
+	}
+	if o.Batch <= 0 {
+		o.Batch = 10
+	}
+	if o.Talk <= 0 {
+		o.Talk = 2 * time.Second
+	}
+	var mu sync.Mutex
+	var out []CallPoint
+	var first error
+	var wg sync.WaitGroup
+	for _, scheme := range o.Schemes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pts, err := schemeCalls(ctx, o, scheme)
+			mu.Lock()
+			defer mu.Unlock()
+			out = append(out, pts...)
+			if err != nil && first == nil {
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b CallPoint) int {
+		if a.Scheme != b.Scheme {
+			return slices.Index(o.Schemes, a.Scheme) - slices.Index(o.Schemes, b.Scheme)
+		}
+		switch {
+		case a.Loss < b.Loss:
+			return -1
+		case a.Loss > b.Loss:
+			return 1
+		}
+		return 0
+	})
+	return out, first
+}
+
+// schemeCalls runs one scheme's points in one lab, loss rate after loss rate.
+func schemeCalls(ctx context.Context, o CallOptions, scheme config.Scheme) ([]CallPoint, error) {
+	topo, err := config.Parse(o.TopologyName, o.Topology)
+	if err != nil {
+		return nil, err
+	}
+	lab.UseScheme(topo, scheme)
+	l, err := lab.Start(ctx, topo, lab.Options{Seed: o.Seed})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	if err := ready(ctx, l, scheme, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("sweep: %s lab: %w", scheme, err)
+	}
+	var out []CallPoint
+	links := []string{"ar1p", "ar1"} // MN1 moves between neighbours
+	move := 0
+	for _, loss := range o.Loss {
+		l.SetLoss(loss)
+		p := CallPoint{Scheme: scheme, Loss: loss, Failures: map[string]int{}}
+		// A move under this loss: how long registration takes.
+		start := time.Now()
+		p.RegistrationOK = moveAndRegister(ctx, l, scheme, links[move%2], 95*time.Second) == nil
+		p.Registration = time.Since(start)
+		move++
+		var setups []time.Duration
+		var lossSum float64
+		for placed := 0; placed < o.Calls; placed += o.Batch {
+			n := min(o.Batch, o.Calls-placed)
+			res := batch(ctx, l, scheme, n, o.Talk, links[move%2])
+			move++
+			for _, r := range res {
+				p.Calls++
+				if r.failure != "" {
+					p.Failures[r.failure]++
+					continue
+				}
+				p.SetUp++
+				setups = append(setups, r.setup)
+				lossSum += r.rtpLoss
+				if r.survived {
+					p.Survived++
+				}
+			}
+		}
+		slices.Sort(setups)
+		if len(setups) > 0 {
+			p.SetupMedian = setups[len(setups)/2]
+			p.SetupP95 = setups[min(len(setups)-1, len(setups)*95/100)]
+			p.RTPLoss = lossSum / float64(len(setups))
+		}
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ready waits until both mobile nodes are registered (home, SIP, and in the
+// paper's scheme authenticated at their access router).
+func ready(ctx context.Context, l *lab.Lab, scheme config.Scheme, limit time.Duration) error {
+	for _, mn := range []string{"mn1", "mn2"} {
+		counters := []string{"mh.in.BA.home", "sip.registered"}
+		if scheme == config.SchemeHA2R {
+			counters = append(counters, "mnauth.completed")
+		}
+		for _, c := range counters {
+			if err := waitCounter(ctx, l, mn, c, 1, limit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// moveAndRegister moves MN1 to link and waits until it is registered
+// there: attached, its home agent's acknowledgement of the new care-of
+// address in, and in the paper's scheme its care-of address authenticated
+// (its contact).
+func moveAndRegister(ctx context.Context, l *lab.Lab, scheme config.Scheme, link string, limit time.Duration) error {
+	n := l.Node("mn1")
+	acks := n.Metrics.Get("mh.in.BA.home")
+	if err := n.Handover(link); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		st := n.Mobility.MobileNode.Status()
+		att, attached := n.Host.Current()
+		ok := attached && att.Link.Name == link && st.CareOf == att.Address && st.HomeBound && n.Metrics.Get("mh.in.BA.home") > acks
+		if scheme == config.SchemeHA2R {
+			ok = ok && st.Contact == st.CareOf
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mn1 not registered on %s within %v", link, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func waitCounter(ctx context.Context, l *lab.Lab, node, counter string, want uint64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for l.Node(node).Metrics.Get(counter) < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s's %s did not reach %d within %v", node, counter, want, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// callResult is one call of a batch.
+type callResult struct {
+	failure  string
+	setup    time.Duration
+	survived bool
+	rtpLoss  float64
+}
+
+// batch places n calls from MN1 to MN2 at once, lets them talk, moves MN1
+// to link (waiting for its registration there), lets them talk again, and
+// hangs up.
+func batch(ctx context.Context, l *lab.Lab, scheme config.Scheme, n int, talk time.Duration, link string) []callResult {
+	caller := l.Node("mn1").SIP.Phone
+	res := make([]callResult, n)
+	calls := make([]*softphone.Call, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// RFC 3261's Timer B: an INVITE not answered in 64*T1 fails.
+			cctx, cancel := context.WithTimeout(ctx, 64*sip.T1)
+			defer cancel()
+			c, err := caller.Call(cctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
+			if err != nil {
+				res[i].failure = failureKind(c, err)
+				return
+			}
+			calls[i] = c
+			res[i].setup = c.AnsweredAt.Sub(c.InviteAt)
+		}()
+	}
+	wg.Wait()
+	pause(ctx, talk)
+	moveAndRegister(ctx, l, scheme, link, 95*time.Second)
+	pause(ctx, talk)
+	// The callee's side of each call, by Call-ID.
+	far := map[string]*softphone.Call{}
+	for _, c := range l.Node("mn2").SIP.Phone.Calls() {
+		far[c.ID] = c
+	}
+	const window = 2 * time.Second
+	before := map[string][2]uint64{}
+	for _, c := range calls {
+		if c != nil {
+			before[c.ID] = [2]uint64{c.Report().PacketsReceived, received(far[c.ID])}
+		}
+	}
+	pause(ctx, window)
+	for i, c := range calls {
+		if c == nil {
+			continue
+		}
+		b := before[c.ID]
+		res[i].survived = c.Report().PacketsReceived > b[0] && received(far[c.ID]) > b[1]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			r := c.Hangup(hctx)
+			var farLoss float64
+			if f := far[c.ID]; f != nil {
+				farLoss = f.Report().LossPercent
+			}
+			res[i].rtpLoss = (r.LossPercent + farLoss) / 200
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func received(c *softphone.Call) uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.Report().PacketsReceived
+}
+
+// failureKind names why a call was not set up, for the table.
+func failureKind(c *softphone.Call, err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in 64*T1"
+	case errors.Is(err, softphone.ErrCallRefused):
+		return "refused"
+	case c != nil && c.Report().Failure != "":
+		return c.Report().Failure
+	}
+	return err.Error()
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
