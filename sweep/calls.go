@@ -22,12 +22,12 @@ type CallOptions struct {
 	// and moves between links ar1 and ar1p): examples/fig4.yaml's shape.
 	Topology     []byte
 	TopologyName string
-	Schemes  []config.Scheme
-	Loss     []float64 // per underlay traversal (every hop), 0..1
-	Calls    int       // per point and scheme
-	Batch    int       // calls placed at once; each batch shares a move
-	Talk     time.Duration
-	Seed     uint64
+	Schemes      []config.Scheme
+	Loss         []float64 // per underlay traversal (every hop), 0..1
+	Calls        int       // per point and scheme
+	Batch        int       // calls placed at once; each batch shares a move
+	Talk         time.Duration
+	Seed         uint64
 	// Progress, if set, is told of each point as it completes.
 	Progress func(CallPoint)
 }
