@@ -19,6 +19,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/find-go.sh"
 DUR=10
 JSON=""
 while [ $# -gt 0 ]; do

@@ -12,6 +12,7 @@
 # Usage: scripts/bench-sip.sh [--registers N] [--calls N] [--json FILE]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/find-go.sh"
 REGS=10000
 REG_RATE=2000
 CALLS=2500

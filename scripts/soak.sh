@@ -10,6 +10,7 @@
 # Usage: scripts/soak.sh [--duration 10m] [--moves 8] [--race]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/find-go.sh
 DURATION=10m
 MOVES=8
 RACE=()

@@ -8,6 +8,7 @@
 #   MIP6_REQUIRE_ROOT_TESTS=1   fail instead of skipping root tests (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/find-go.sh
 FUZZTIME=${FUZZTIME:-20s}
 STATICCHECK_VERSION=v0.8.2
 

@@ -55,6 +55,7 @@ node_bin() {
 	mkdir -p "$DIR"
 	# Always rebuild (the build cache makes it quick): a binary left in the
 	# state directory by an older checkout would be silently stale.
+	. "$ROOT/scripts/find-go.sh" || die "no Go to build node with"
 	(cd "$ROOT" && go build -o "$DIR/node" ./cmd/node) || die "building node failed"
 	echo "$DIR/node"
 }
