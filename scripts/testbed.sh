@@ -43,6 +43,15 @@ CORE="$ID-core"
 die() { echo "testbed: $*" >&2; exit 1; }
 ns() { echo "$ID-$1"; }
 inns() { local n=$1; shift; ip netns exec "$n" "$@"; }
+# The namespaces a testbed creates are listed in $DIR/netns, and only those
+# are deleted: TESTBED_ID=x must not touch testbed x-s's x-s-core.
+ns_exists() { ip netns list | awk '{print $1}' | grep -qxF -- "$1"; }
+add_ns() { ip netns add "$1" && echo "$1" >>"$DIR/netns"; }
+# is_node PID NAME: whether PID is still this testbed's node NAME (a pid
+# file left from an earlier boot may name an unrelated process by now).
+is_node() {
+	[ -r "/proc/$1/cmdline" ] && tr '\0' '\n' <"/proc/$1/cmdline" | grep -qxF -- "$DIR/$2.sock"
+}
 
 need_root() {
 	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, veth, tc); try: sudo $0 $*"
@@ -74,7 +83,7 @@ cmd_start() {
 	[ -f "$topo" ] || die "no topology file $topo"
 	need_root start
 	topo=$(cd "$(dirname "$topo")" && pwd)/$(basename "$topo")
-	if ip netns list | grep -q "^$CORE\b"; then die "testbed $ID is already up (run: $0 down)"; fi
+	if ns_exists "$CORE"; then die "testbed $ID is already up (run: $0 down)"; fi
 	mkdir -p "$DIR"
 	local bin; bin=$(node_bin)
 	"$bin" testbed-plan --config "$topo" >"$DIR/plan" || die "the topology cannot be laid out"
@@ -91,7 +100,7 @@ cmd_start() {
 		echo "testbed: this kernel has no sch_netem; the nodes emulate the topology's delays themselves" >&2
 	fi
 
-	ip netns add "$CORE"
+	add_ns "$CORE"
 	inns "$CORE" ip link set lo up
 	inns "$CORE" sysctl -qw net.ipv4.ip_forward=1
 	inns "$CORE" ip link add brr type bridge
@@ -103,7 +112,7 @@ cmd_start() {
 		[ "$kind" = router ] || continue
 		i=$((i+1))
 		local n; n=$(ns "$name")
-		ip netns add "$n"
+		add_ns "$n"
 		inns "$n" ip link set lo up
 		ip link add eth0 netns "$n" type veth peer name "r$i" netns "$CORE"
 		inns "$CORE" ip link set "r$i" master brr up
@@ -149,7 +158,7 @@ cmd_start() {
 		[ "$kind" = access ] || continue
 		j=$((j+1))
 		local n; n=$(ns "$host")
-		ip netns list | grep -q "^$n\b" || { ip netns add "$n"; inns "$n" ip link set lo up; }
+		ns_exists "$n" || { add_ns "$n"; inns "$n" ip link set lo up; }
 		if [ -z "${bridge[$net]:-}" ]; then
 			bridge[$net]="bn$j"
 			nexthost[$net]=10
@@ -250,22 +259,27 @@ cmd_switch() {
 
 cmd_down() {
 	set +e
+	local pidf name pid
 	for pidf in "$DIR"/*.pid; do
 		[ -f "$pidf" ] || continue
-		kill -TERM "$(cat "$pidf")" 2>/dev/null
+		name=$(basename "$pidf" .pid) pid=$(cat "$pidf")
+		is_node "$pid" "$name" && kill -TERM "$pid" 2>/dev/null
 	done
 	for pidf in "$DIR"/*.pid; do
 		[ -f "$pidf" ] || continue
-		local pid; pid=$(cat "$pidf")
-		for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-		kill -KILL "$pid" 2>/dev/null
+		name=$(basename "$pidf" .pid) pid=$(cat "$pidf")
+		for _ in $(seq 1 60); do is_node "$pid" "$name" || break; sleep 0.05; done
+		is_node "$pid" "$name" && kill -KILL "$pid" 2>/dev/null
 		rm -f "$pidf"
 	done
-	for n in $(ip netns list | awk '{print $1}' | grep "^$ID-"); do
-		ip netns pids "$n" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-		ip netns del "$n"
-	done
-	rm -f "$DIR"/plan "$DIR"/plan.copy "$DIR"/access "$DIR"/routers "$DIR"/*.active "$DIR"/*.sock "$DIR"/topology
+	if [ -f "$DIR/netns" ]; then
+		for n in $(sort -u "$DIR/netns"); do
+			ns_exists "$n" || continue
+			ip netns pids "$n" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+			ip netns del "$n"
+		done
+	fi
+	rm -f "$DIR"/plan "$DIR"/plan.copy "$DIR"/access "$DIR"/routers "$DIR"/*.active "$DIR"/*.sock "$DIR"/topology "$DIR"/netns
 	set -e
 }
 

@@ -58,7 +58,7 @@ var bedSeq int
 func startBed(t *testing.T, topo string, nodeArgs ...string) *bed {
 	t.Helper()
 	bedSeq++
-	b := &bed{t: t, id: fmt.Sprintf("t%d%d", os.Getpid()%10000, bedSeq), args: strings.Join(nodeArgs, " ")}
+	b := &bed{t: t, id: fmt.Sprintf("t%dx%d", os.Getpid()%100000, bedSeq), args: strings.Join(nodeArgs, " ")}
 	b.dir = filepath.Join(t.TempDir(), "bed")
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"encoding/json"
+	"fmt"
 	"github.com/ha2r/mip6testbed/internal/testenv"
 	"net/netip"
 	"os"
@@ -82,8 +83,9 @@ func TestNodeShutdownCleansUp(t *testing.T) {
 	requireRoot(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			ns := "t" + strings.ReplaceAll(sig.String(), " ", "")[:4] + "shut"
-			exec.Command("ip", "netns", "del", ns).Run()
+			// Unique per process, so that two test runs on one machine
+			// (or a testbed someone left up) never share it.
+			ns := fmt.Sprintf("shut%d-%d", os.Getpid(), int(sig))
 			if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 				t.Fatalf("%v %s", err, out)
 			}
@@ -92,6 +94,8 @@ func TestNodeShutdownCleansUp(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "r1.sock")
 			cmd := exec.Command("ip", "netns", "exec", ns, nodeBin, "run", "--config", "../examples/two-node.yaml",
 				"--name", "r1", "--backend", "kernel", "--tun", "mip6t0", "--control", sock, "--state", "none")
+			var logs strings.Builder
+			cmd.Stderr = &logs // read after Wait
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -129,6 +133,10 @@ func TestNodeShutdownCleansUp(t *testing.T) {
 			}
 			if _, err := os.Stat(sock); err == nil {
 				t.Error("control socket left behind")
+			}
+			// A clean shutdown is not an error.
+			if l := logs.String(); strings.Contains(l, "level=ERROR") {
+				t.Errorf("error-level log on a clean shutdown:\n%s", l)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,7 +52,7 @@ func cmdRun(args []string, mode string) error {
 	backend := fs.String("backend", "auto", "device backend: auto (kernel TUN when /dev/net/tun and CAP_NET_ADMIN are there, else userspace), kernel or userspace")
 	tunName := fs.String("tun", "", "name of the kernel TUN interface (default mip6N)")
 	ctlPath := fs.String("control", "", "control socket for node status/handover/call (default "+control.DefaultPath("NAME")+")")
-	pcapPath := fs.String("pcap", "", "write every IPv6 packet this node sends and receives to this pcap file (raw IPv6 link type)")
+	pcapPath := fs.String("pcap", "", "write every IPv6 packet this node sends and receives to a pcap file (raw IPv6 link type): a directory (DIR/NAME.pcap; end it with / to create it), or a file name where {name} stands for the node's")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	noWatch := fs.Bool("no-watch", false, "hosts: do not switch access links when underlay networks appear or disappear")
 	hold := fs.Bool("hold", false, "hosts: do not attach until told to (the control socket's release; scripts/testbed.sh demo uses it to trace from the first message)")
@@ -127,7 +128,11 @@ func cmdRun(args []string, mode string) error {
 	}
 	defer n.Close()
 	if *pcapPath != "" {
-		w, err := pcap.Create(*pcapPath)
+		file, err := capturePath(*pcapPath, *name)
+		if err != nil {
+			return err
+		}
+		w, err := pcap.Create(file)
 		if err != nil {
 			return fmt.Errorf("creating capture: %w", err)
 		}
@@ -163,4 +168,24 @@ func cmdRun(args []string, mode string) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
+}
+
+// capturePath is where node name's capture goes for --pcap arg: in a
+// directory (an existing one, or arg ends with a slash) a file named after
+// the node, else arg with {name} replaced, so that every node of a testbed
+// started with the same arguments writes its own file.
+func capturePath(arg, name string) (string, error) {
+	if strings.Contains(arg, "{name}") {
+		return strings.ReplaceAll(arg, "{name}", name), nil
+	}
+	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
+		return filepath.Join(arg, name+".pcap"), nil
+	}
+	if strings.HasSuffix(arg, "/") || strings.HasSuffix(arg, string(filepath.Separator)) {
+		if err := os.MkdirAll(arg, 0o755); err != nil {
+			return "", fmt.Errorf("--pcap: creating the capture directory: %w", err)
+		}
+		return filepath.Join(arg, name+".pcap"), nil
+	}
+	return arg, nil
 }

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Every node of a testbed started with the same --pcap writes its own
+// file (a literal path shared by all of them came out corrupt).
+func TestCapturePathPerNode(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "new") + "/"
+	cases := []struct{ arg, want string }{
+		{dir, filepath.Join(dir, "mn1.pcap")},                                       // an existing directory
+		{fresh, filepath.Join(dir, "new", "mn1.pcap")},                              // a directory to create
+		{filepath.Join(dir, "cap-{name}.pcap"), filepath.Join(dir, "cap-mn1.pcap")}, // a pattern
+		{filepath.Join(dir, "one.pcap"), filepath.Join(dir, "one.pcap")},            // a file
+	}
+	for _, c := range cases {
+		got, err := capturePath(c.arg, "mn1")
+		if err != nil || got != c.want {
+			t.Errorf("capturePath(%q) = %q, %v; want %q", c.arg, got, err, c.want)
+		}
+	}
+	if fi, err := os.Stat(fresh); err != nil || !fi.IsDir() {
+		t.Errorf("%s was not created: %v", fresh, err)
+	}
+	a, _ := capturePath(dir, "mn1")
+	b, _ := capturePath(dir, "mn2")
+	if a == b {
+		t.Errorf("two nodes share the capture %s", a)
+	}
+}
