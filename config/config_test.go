@@ -159,3 +159,81 @@ func TestSecretFromFile(t *testing.T) {
 		t.Errorf("secret from file has %d bytes, want 18", got)
 	}
 }
+
+// YAML syntax errors are reported on the line to fix: yaml.v3 numbers its
+// parser's errors from 0 (an unclosed '{' on line 3 came out as line 2).
+func TestSyntaxErrorLines(t *testing.T) {
+	cases := []struct {
+		src  string
+		line int
+		want string
+	}{
+		{"name: t\nlinks: []\nnodes: [{name: a, role: ha\nbackbone: {}\n", 3, "not closed"},
+		{"name: t\nlinks: [{name: l\n", 2, "not closed"},
+		{"name: t\nlinks:\n\t- x\n", 3, "cannot start"},
+		{"name: t\nlinks: \"abc\n", 2, "end of stream"},
+		{"name: t\nlinks: [{name: l}\nnodes: []\n", 2, "not closed"},
+	}
+	for _, c := range cases {
+		_, err := Parse("t.yaml", []byte(c.src))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Line != c.line || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want line %d mentioning %q", c.src, err, c.line, c.want)
+		}
+	}
+}
+
+// Every error of a file is reported at once, in line order, up to a limit.
+func TestEveryErrorAtOnce(t *testing.T) {
+	src := strings.NewReplacer(`role: mn`, `role: wizard`, `delay: 15ms`, `delay: fast`, "name: t\n", "name: t\ncolour: red\n").Replace(minimal)
+	_, err := Parse("t.yaml", []byte(src))
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 3 {
+		t.Fatalf("got %v; want three errors", err)
+	}
+	for i, want := range []string{"colour", "wizard", "fast"} {
+		if !strings.Contains(es[i].Error(), want) {
+			t.Errorf("error %d is %q, want it to mention %q", i, es[i], want)
+		}
+	}
+	var first *Error
+	if !errors.As(err, &first) || first != es[0] {
+		t.Errorf("errors.As(*Error) = %v, want the first error", first)
+	}
+	many := make(Errors, maxErrors+5)
+	for i := range many {
+		many[i] = &Error{File: "t.yaml", Line: i + 1, Msg: "bad"}
+	}
+	if s := many.Error(); strings.Count(s, "\n") != maxErrors || !strings.HasSuffix(s, "(and 5 more errors)") {
+		t.Errorf("%d errors print as:\n%s", len(many), s)
+	}
+}
+
+// Two mobile nodes of one home agent with the same SPI cannot both
+// authenticate (RFC 4285 finds the key by SPI): refused at load, with the
+// line of each.
+func TestDuplicateSPI(t *testing.T) {
+	second := `  - name: mn2
+    role: mn
+    home_agent: ha
+    home_address: "2001:db8:1::11"
+    mn_ha_key: {spi: 300, secret: "hex:00112233445566778899aabbccddeeff"}
+    access: [{link: lan, network: 192.168.2.0/24}]
+backbone:`
+	src := strings.Replace(minimal, "backbone:", second, 1)
+	_, err := Parse("t.yaml", []byte(src))
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Line != 18 || !strings.Contains(err.Error(), "SPI 300 is already mn's key with home agent ha (line 12)") {
+		t.Fatalf("got %v; want the duplicate SPI on line 18", err)
+	}
+}
+
+// A missing file is a bad topology like any other (exit status 2), and
+// says how to get one.
+func TestMissingFile(t *testing.T) {
+	_, err := Load(t.TempDir() + "/nope.yaml")
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "node init") {
+		t.Fatalf("got %v; want a *config.Error naming node init", err)
+	}
+}

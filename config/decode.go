@@ -72,13 +72,48 @@ func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-// first returns the earliest error in the file, or nil.
-func (d *decoder) first() error {
+// maxErrors bounds how many errors one check reports.
+const maxErrors = 20
+
+// result returns every error in the file in line order (one *Error, or
+// Errors when there are several), or nil.
+func (d *decoder) result() error {
 	if len(d.errs) == 0 {
 		return nil
 	}
 	sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
-	return d.errs[0]
+	if len(d.errs) == 1 {
+		return d.errs[0]
+	}
+	return Errors(d.errs)
+}
+
+// Errors is every error found in a topology file, in line order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	var b strings.Builder
+	for i, e := range es {
+		if i == maxErrors {
+			fmt.Fprintf(&b, "\n(and %d more errors)", len(es)-maxErrors)
+			break
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// As lets errors.As find the first error as an *Error, so that a caller
+// that asks "was this a bad file?" gets yes for several errors too.
+func (es Errors) As(target any) bool {
+	if p, ok := target.(**Error); ok && len(es) > 0 {
+		*p = es[0]
+		return true
+	}
+	return false
 }
 
 func join(path, key string) string {

@@ -3,13 +3,12 @@ package config
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -27,11 +26,25 @@ const (
 
 // Load reads and checks a topology file.
 func Load(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := Read(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading topology: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
+}
+
+// Read reads a topology file's bytes; a file that cannot be read is a
+// bad topology (*Error) like one that does not parse.
+func Read(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		msg := "cannot read the topology file: " + err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "no such topology file (node init writes one from a template)"
+		}
+		return nil, &Error{File: path, Msg: msg}
+	}
+	return data, nil
 }
 
 // Parse checks a topology given as bytes; name is used in messages and to
@@ -44,18 +57,18 @@ func Parse(name string, data []byte) (*Topology, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: name, Msg: "the file is empty"}
 		}
-		return nil, &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, syntaxError(name, err)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
 	t := d.topology(root)
-	if err := d.first(); err != nil {
+	if err := d.result(); err != nil {
 		return nil, err
 	}
 	d.validate(t)
-	if err := d.first(); err != nil {
+	if err := d.result(); err != nil {
 		return nil, err
 	}
 	return t, nil

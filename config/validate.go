@@ -131,7 +131,14 @@ func owns(r *Node, a netip.Addr) bool {
 	return false
 }
 
+// spiKey names one MN-HA key: its home agent and SPI.
+type spiKey struct {
+	ha  string
+	spi uint32
+}
+
 func (d *decoder) checkHosts(t *Topology) {
+	spis := map[spiKey]*Node{}
 	for _, n := range t.Nodes {
 		if n.Role.IsRouter() {
 			continue
@@ -163,6 +170,17 @@ func (d *decoder) checkHosts(t *Topology) {
 			n.Scheme = t.Scheme
 		}
 		ha := t.nodeByName[n.HomeAgent]
+		if ha != nil && n.MNHAKey.SPI != 0 {
+			// RFC 4285: the home agent finds a mobile node's key by SPI.
+			k := spiKey{ha.Name, n.MNHAKey.SPI}
+			if prev, dup := spis[k]; dup {
+				d.errorf(d.lineOf(n.path+".mn_ha_key.spi"), n.path+".mn_ha_key.spi",
+					"SPI %d is already %s's key with home agent %s (line %d); give each mobile node of a home agent its own SPI",
+					n.MNHAKey.SPI, prev.Name, ha.Name, d.lineOf(prev.path+".mn_ha_key.spi"))
+			} else {
+				spis[k] = n
+			}
+		}
 		switch {
 		case n.HomeAgent == "":
 		case ha == nil || ha.Role != RoleHA:

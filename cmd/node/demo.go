@@ -66,9 +66,9 @@ func cmdDemo(args []string) error {
 	}
 	o.Loss = *loss / 100
 	if *cfgPath != "" {
-		b, err := os.ReadFile(*cfgPath)
+		b, err := config.Read(*cfgPath)
 		if err != nil {
-			return usageErr("demo: %v", err)
+			return err
 		}
 		if _, err := config.Parse(*cfgPath, b); err != nil {
 			return err

@@ -32,3 +32,27 @@ func TestCapturePathPerNode(t *testing.T) {
 		t.Errorf("two nodes share the capture %s", a)
 	}
 }
+
+// The same kind of error exits with the same status whatever the
+// subcommand: a missing or bad topology file is 2 (a missing file was 1
+// with run and 2 with demo).
+func TestBadTopologyExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: t\nlinks: [{name: l\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{missing, bad} {
+		for _, args := range [][]string{
+			{"run", "--config", file, "--name", "x"},
+			{"demo", "--config", file},
+			{"sweep", "calls", "--config", file},
+			{"testbed-plan", "--config", file},
+		} {
+			if got := run(args); got != 2 {
+				t.Errorf("node %v exited %d, want 2", args, got)
+			}
+		}
+	}
+}

@@ -61,9 +61,9 @@ func sweepCalls(args []string) error {
 		return usageErr("sweep calls: --calls and --batch must be at least 1")
 	}
 	if *cfgPath != "" {
-		b, err := os.ReadFile(*cfgPath)
+		b, err := config.Read(*cfgPath)
 		if err != nil {
-			return usageErr("sweep calls: %v", err)
+			return err
 		}
 		if _, err := config.Parse(*cfgPath, b); err != nil {
 			return err
