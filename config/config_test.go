@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/rand"
 	"errors"
 	"os"
 	"strings"
@@ -235,5 +236,33 @@ func TestMissingFile(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "node init") {
 		t.Fatalf("got %v; want a *config.Error naming node init", err)
+	}
+}
+
+// node init's rewrite: every hex secret fresh (and no placeholder), the
+// REPLACE markers gone, everything else as written.
+func TestFreshSecrets(t *testing.T) {
+	src := strings.Replace(minimal, `"hex:00112233445566778899aabbccddeeff"}`, `"hex:000000000000000000000000000000aa"}  # REPLACE`, 1)
+	src = "ha2r_key_seed: hex:00000000000000000000000000000000000000000000000000000000000000ff  # REPLACE\n" + src
+	topo, err := Parse("t.yaml", []byte(src))
+	if err != nil || len(topo.Placeholders) != 2 {
+		t.Fatalf("placeholders %v, err %v; want 2", topo.Placeholders, err)
+	}
+	out, n, err := FreshSecrets([]byte(src), rand.Reader)
+	if err != nil || n != 2 {
+		t.Fatalf("replaced %d, %v; want 2", n, err)
+	}
+	if strings.Contains(string(out), "REPLACE") || strings.Contains(string(out), "00000000") {
+		t.Errorf("placeholders left:\n%s", out)
+	}
+	fresh, err := Parse("t.yaml", out)
+	if err != nil || len(fresh.Placeholders) != 0 {
+		t.Fatalf("rewritten file: placeholders %v, err %v", fresh.Placeholders, err)
+	}
+	if len(fresh.HA2RKeySeed) != 32 || len(fresh.NodeByName("mn").MNHAKey.Secret) != 32 {
+		t.Errorf("secrets are %d and %d bytes, want 32", len(fresh.HA2RKeySeed), len(fresh.NodeByName("mn").MNHAKey.Secret))
+	}
+	if strings.Count(string(out), "\n") != strings.Count(src, "\n") || !strings.Contains(string(out), "backbone:\n  delay: 15ms") {
+		t.Errorf("the rest of the file changed:\n%s", out)
 	}
 }

@@ -43,6 +43,8 @@ type decoder struct {
 	pending []pendingRef
 	// lines maps every field path seen to the line of its value.
 	lines map[string]int
+	// placeholders are secrets left as a template had them.
+	placeholders []*Error
 }
 
 // lineOf returns the line where path was written, or that of its nearest
@@ -408,6 +410,31 @@ func (d *decoder) strings(m map[string]field, key string) []string {
 // secret reads "hex:0011..." inline or "file:path" (raw bytes, or hex text),
 // relative to the topology file.
 func (d *decoder) secret(f field) []byte {
+	b := d.readSecret(f)
+	if b != nil && Placeholder(b) {
+		d.placeholders = append(d.placeholders, &Error{File: d.file, Line: f.val.Line, Field: f.path,
+			Msg: "this secret is a template placeholder; put a fresh one here (node keygen prints one) or write the topology with node init"})
+	}
+	return b
+}
+
+// Placeholder reports whether a secret is too regular to be one: fewer
+// than 8 different byte values, as in the templates' hex:000...00aa
+// placeholders. 16 random bytes have that few with a probability below
+// 1e-9.
+func Placeholder(b []byte) bool {
+	var seen [256]bool
+	n := 0
+	for _, c := range b {
+		if !seen[c] {
+			seen[c] = true
+			n++
+		}
+	}
+	return n < 8
+}
+
+func (d *decoder) readSecret(f field) []byte {
 	s, ok := d.scalar(f)
 	if !ok {
 		return nil

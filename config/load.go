@@ -71,6 +71,7 @@ func Parse(name string, data []byte) (*Topology, error) {
 	if err := d.result(); err != nil {
 		return nil, err
 	}
+	t.Placeholders = d.placeholders
 	return t, nil
 }
 

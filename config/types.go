@@ -35,13 +35,16 @@ const (
 
 // Topology is a whole deployment.
 type Topology struct {
-	File     string // where it was read from, for messages
-	Name     string
-	MTU      int // default overlay link MTU
-	Scheme   Scheme
-	Links    []*Link
-	Nodes    []*Node
-	Backbone Backbone
+	File string // where it was read from, for messages
+	// Placeholders are secrets still as a template wrote them: the lab
+	// runs with them, a real node refuses to (cmd/node run).
+	Placeholders Errors
+	Name         string
+	MTU          int // default overlay link MTU
+	Scheme       Scheme
+	Links        []*Link
+	Nodes        []*Node
+	Backbone     Backbone
 	// HA2RKeySeed, when set, derives every HA-HA2R security association.
 	HA2RKeySeed []byte
 	Timers      Timers

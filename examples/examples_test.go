@@ -38,3 +38,30 @@ func TestExamplesParse(t *testing.T) {
 		t.Error("fig4.yaml is not embedded")
 	}
 }
+
+// Every example is a template for node init, and only the one meant for a
+// real deployment carries placeholder secrets (which a real node refuses).
+func TestTemplates(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	if len(files) != len(Templates) {
+		t.Errorf("%d example files but %d templates: embed the new one in embed.go", len(files), len(Templates))
+	}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		name := f[:len(f)-len(".yaml")]
+		if string(Templates[name]) != string(b) {
+			t.Errorf("template %s is not %s", name, f)
+		}
+		topo, err := config.Parse(f, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPlaceholders := 0
+		if f == "laptop-cloud.yaml" {
+			wantPlaceholders = 3
+		}
+		if len(topo.Placeholders) != wantPlaceholders {
+			t.Errorf("%s has placeholder secrets %v, want %d", f, topo.Placeholders, wantPlaceholders)
+		}
+	}
+}

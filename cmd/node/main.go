@@ -17,6 +17,10 @@ Usage:
                                                run the paper's experiment (fig4: MN1 calls MN2,
                                                moves, hangs up) in this process for both schemes,
                                                print the comparison and write an HTML report
+  node init [--template fig4|laptop-cloud|two-node|line] FILE
+                                               write a new topology file from a template, with
+                                               fresh secrets
+  node keygen                                  print a fresh secret (hex:...) for a topology file
   node run --config FILE --name NAME [flags]   run one node of a topology
   node --role ROLE --config FILE --name NAME   the same, refusing a role the file contradicts
   node status [--name NAME | --control PATH] [--json]
@@ -77,6 +81,10 @@ func run(args []string) int {
 		err = cmdSIPProxy(args[1:])
 	case args[0] == "sweep":
 		err = cmdSweep(args[1:])
+	case args[0] == "init":
+		err = cmdInit(args[1:])
+	case args[0] == "keygen":
+		err = cmdKeygen(args[1:])
 	case args[0] == "testbed-plan":
 		err = cmdPlan(args[1:])
 	case len(args[0]) > 0 && args[0][0] == '-':

@@ -88,6 +88,11 @@ func cmdRun(args []string, mode string) error {
 	if err != nil {
 		return err
 	}
+	if len(topo.Placeholders) > 0 {
+		// The lab and the demo run with a template's secrets; a real node
+		// must not: anyone who read the template could pose as its peers.
+		return topo.Placeholders
+	}
 	nc := topo.NodeByName(*name)
 	if nc == nil {
 		return usageErr("%s has no node called %q", *cfgPath, *name)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ha2r/mip6testbed/config"
 )
 
 // Every node of a testbed started with the same --pcap writes its own
@@ -54,5 +56,36 @@ func TestBadTopologyExitStatus(t *testing.T) {
 				t.Errorf("node %v exited %d, want 2", args, got)
 			}
 		}
+	}
+}
+
+// node init writes a topology that loads, with fresh secrets, readable by
+// its owner only, and will not overwrite one; a real node refuses a
+// template's placeholder secrets (exit 2) and runs with init's.
+func TestInitAndPlaceholders(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mine.yaml")
+	if got := run([]string{"init", "--template", "laptop-cloud", file}); got != 0 {
+		t.Fatalf("init exited %d", got)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("init wrote %v, %v; want mode 0600", fi, err)
+	}
+	topo, err := config.Load(file)
+	if err != nil || len(topo.Placeholders) != 0 {
+		t.Fatalf("init's file: %v, placeholders %v", err, topo.Placeholders)
+	}
+	if got := run([]string{"init", file}); got != 2 {
+		t.Errorf("init over an existing file exited %d, want 2", got)
+	}
+	if got := run([]string{"init", "--force", "--template", "two-node", file}); got != 0 {
+		t.Errorf("init --force exited %d", got)
+	}
+	if got := run([]string{"run", "--config", "../../examples/laptop-cloud.yaml", "--name", "mn1"}); got != 2 {
+		t.Errorf("run with the template's placeholder secrets exited %d, want 2", got)
+	}
+	if got := run([]string{"keygen"}); got != 0 {
+		t.Errorf("keygen exited %d", got)
 	}
 }
