@@ -6,8 +6,10 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -214,9 +216,9 @@ func (d *decoder) node(f field) *Node {
 	}
 	d.require(m, f.val, f.path, "access")
 	for _, af := range d.list(m, "access") {
-		am := d.mapping(af.val, af.path, "link", "network")
+		am := d.mapping(af.val, af.path, "link", "network", "interface", "gateway", "gateway_mac", "default")
 		d.require(am, af.val, af.path, "link")
-		a := Access{Link: d.str(am, "link")}
+		a := Access{Link: d.str(am, "link"), Interface: d.str(am, "interface"), Default: d.boolean(am, "default", false)}
 		if nf, ok := am["network"]; ok {
 			s, _ := d.scalar(nf)
 			p, err := netip.ParsePrefix(s)
@@ -224,6 +226,27 @@ func (d *decoder) node(f field) *Node {
 				d.errorf(nf.val.Line, nf.path, "%q is not an underlay network like 192.168.1.0/24", s)
 			}
 			a.Network = p.Masked()
+		}
+		if gf, ok := am["gateway"]; ok {
+			s, _ := d.scalar(gf)
+			g, err := netip.ParseAddr(s)
+			if err != nil {
+				d.errorf(gf.val.Line, gf.path, "%q is not a gateway address like 192.168.1.1", s)
+			}
+			a.Gateway = g.Unmap()
+		}
+		if mf, ok := am["gateway_mac"]; ok {
+			s, _ := d.scalar(mf)
+			mac, err := net.ParseMAC(s)
+			if err != nil {
+				d.errorf(mf.val.Line, mf.path, "%q is not a MAC address like 3c:a6:2f:01:02:03", s)
+			}
+			a.GatewayMAC = mac
+		}
+		if f, ok := am["interface"]; ok {
+			if _, err := path.Match(a.Interface, ""); err != nil || a.Interface == "" {
+				d.errorf(f.val.Line, f.path, "%q is not an interface name or pattern like wlan0 or wl*", a.Interface)
+			}
 		}
 		n.Access = append(n.Access, a)
 		d.pending = append(d.pending, pendingRef{line: af.val.Line, path: join(af.path, "link"), name: a.Link, what: "link"})

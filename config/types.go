@@ -5,6 +5,7 @@
 package config
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -128,9 +129,18 @@ type Node struct {
 
 // Access is one access link a host may use, and the underlay network that
 // leads to it (the "Wi-Fi" whose appearance means: attach to this link).
+//
+// The optional fields say which underlay network leads to the link, for
+// the host's automatic switching (overlay.UnderlayMatch has the rules):
+// every one given must hold; none given and no Default means the link is
+// only reached with node handover.
 type Access struct {
-	Link    string
-	Network netip.Prefix // optional; empty when no automatic switching is wanted
+	Link       string
+	Network    netip.Prefix     // an address of the interface is inside it
+	Interface  string           // interface name or pattern (wl*)
+	Gateway    netip.Addr       // the interface's default gateway
+	GatewayMAC net.HardwareAddr // the gateway's MAC
+	Default    bool             // any network with a gateway that no other link matches
 }
 
 // Backbone holds the router-to-router delays.

@@ -147,7 +147,14 @@ func (d *decoder) checkHosts(t *Topology) {
 			d.errorf(n.Line, n.path+".access", "a host needs at least one access link")
 			continue
 		}
+		defaults := 0
 		for i, a := range n.Access {
+			if a.Default {
+				if defaults++; defaults == 2 {
+					p := fmt.Sprintf("%s.access[%d].default", n.path, i)
+					d.errorf(d.lineOf(p), p, "only one access link of a host can be its default")
+				}
+			}
 			path := fmt.Sprintf("%s.access[%d].link", n.path, i)
 			if l := t.linkByName[a.Link]; l != nil && t.nodeByName[l.Router] == nil {
 				d.errorf(d.lineOf(path), path, "link %q is not served by any router", a.Link)

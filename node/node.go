@@ -195,7 +195,8 @@ func (n *Node) buildHost() error {
 	}
 	for _, a := range nc.Access {
 		l := n.Topo.LinkByName(a.Link)
-		hc.Links = append(hc.Links, overlay.HostLink{Name: l.Name, ID: l.ID, Router: n.endpoint(l.Router), Prefix: l.Prefix, Network: a.Network})
+		hc.Links = append(hc.Links, overlay.HostLink{Name: l.Name, ID: l.ID, Router: n.endpoint(l.Router), Prefix: l.Prefix,
+			Match: overlay.UnderlayMatch{Interface: a.Interface, Network: a.Network, Gateway: a.Gateway, GatewayMAC: a.GatewayMAC, Default: a.Default}})
 	}
 	if err := n.openDevice(); err != nil {
 		return err

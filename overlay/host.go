@@ -21,7 +21,7 @@ type HostLink struct {
 	ID      uint32
 	Router  netip.AddrPort // the serving router's underlay endpoint
 	Prefix  netip.Prefix   // expected prefix (the RA is authoritative)
-	Network netip.Prefix   // the underlay network that leads to it, if any
+	Match   UnderlayMatch  // the underlay networks that lead to it, if any
 }
 
 // HostConfig describes one host (mobile node or fixed correspondent).

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -323,34 +324,58 @@ func (k keeper) Forward(p *overlay.Packet) overlay.Verdict {
 }
 
 func TestPickLink(t *testing.T) {
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	mac := func(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
+	home := p("192.168.1.0/24")
 	links := []overlay.HostLink{
-		{Name: "a", Network: netip.MustParsePrefix("10.1.0.0/24")},
-		{Name: "b", Network: netip.MustParsePrefix("10.2.0.0/24")},
-		{Name: "c"},
+		{Name: "a", Match: overlay.UnderlayMatch{Network: p("10.1.0.0/24")}},
+		{Name: "b", Match: overlay.UnderlayMatch{Network: p("10.2.0.0/24")}},
+		{Name: "c"}, // reached by node handover only
+		// Two home routers on the same subnet, told apart by gateway.
+		{Name: "flat", Match: overlay.UnderlayMatch{Network: home, Gateway: a("192.168.1.1")}},
+		{Name: "parents", Match: overlay.UnderlayMatch{Network: home, Gateway: a("192.168.1.254")}},
+		// ... and by the gateway's MAC when the gateway address is the same.
+		{Name: "office", Match: overlay.UnderlayMatch{Gateway: a("192.168.1.1"), GatewayMAC: mac("3c:a6:2f:00:00:01")}},
+		{Name: "phone", Match: overlay.UnderlayMatch{Interface: "usb*"}},
+		{Name: "any", Match: overlay.UnderlayMatch{Default: true}},
 	}
-	set := func(as ...string) map[netip.Addr]bool {
-		m := map[netip.Addr]bool{}
-		for _, a := range as {
-			m[netip.MustParseAddr(a)] = true
+	wifi := func(addr, gw, hw string) overlay.UnderlayNet {
+		u := overlay.UnderlayNet{Interface: "wlan0", Addrs: []netip.Addr{a(addr)}}
+		if gw != "" {
+			u.Gateway = a(gw)
 		}
-		return m
+		u.GatewayMAC = mac(hw)
+		return u
 	}
+	nets := func(us ...overlay.UnderlayNet) []overlay.UnderlayNet { return us }
 	cases := []struct {
-		cur   string
-		addrs map[netip.Addr]bool
-		want  string
-		ok    bool
+		cur  string
+		nets []overlay.UnderlayNet
+		want string
+		ok   bool
 	}{
-		{"", set("10.1.0.5"), "a", true},
-		{"a", set("10.1.0.5", "10.2.0.5"), "a", true}, // keep the current one
-		{"a", set("10.2.0.5"), "b", true},             // Wi-Fi A gone, B there
-		{"b", set("192.168.1.2"), "", false},          // nothing reachable: stay
-		{"c", set("10.2.0.5"), "b", true},
+		{"", nets(wifi("10.1.0.5", "", "")), "a", true},
+		{"a", nets(wifi("10.1.0.5", "", ""), wifi("10.2.0.5", "", "")), "a", true}, // keep the current one
+		{"a", nets(wifi("10.2.0.5", "", "")), "b", true},                           // Wi-Fi A gone, B there
+		{"b", nets(wifi("172.16.0.2", "", "")), "", false},                         // nothing matches, no gateway for the default: stay
+		{"c", nets(wifi("10.2.0.5", "", "")), "b", true},
+		// Same subnet, different gateways: the switch is seen.
+		{"", nets(wifi("192.168.1.20", "192.168.1.1", "")), "flat", true},
+		{"flat", nets(wifi("192.168.1.20", "192.168.1.254", "")), "parents", true},
+		{"parents", nets(wifi("192.168.1.20", "192.168.1.1", "")), "flat", true},
+		// Same subnet and gateway address, another router: its MAC wins.
+		{"flat", nets(wifi("192.168.1.20", "192.168.1.1", "3c:a6:2f:00:00:01")), "flat", true}, // current still matches
+		{"", nets(wifi("192.168.1.20", "192.168.1.1", "3c:a6:2f:00:00:01")), "office", true},
+		// An interface pattern, and a network never seen before.
+		{"", nets(overlay.UnderlayNet{Interface: "usb0", Addrs: []netip.Addr{a("172.20.10.2")}}), "phone", true},
+		{"", nets(wifi("100.64.3.7", "100.64.0.1", "")), "any", true},
+		{"any", nets(wifi("100.64.3.7", "100.64.0.1", ""), wifi("10.2.0.5", "", "")), "any", true},
 	}
 	for _, c := range cases {
-		got, ok := overlay.PickLink(links, c.cur, c.addrs)
+		got, ok := overlay.PickLink(links, c.cur, c.nets)
 		if got != c.want || ok != c.ok {
-			t.Errorf("pickLink(%q, %v) = %q, %v; want %q, %v", c.cur, c.addrs, got, ok, c.want, c.ok)
+			t.Errorf("pickLink(%q, %+v) = %q, %v; want %q, %v", c.cur, c.nets, got, ok, c.want, c.ok)
 		}
 	}
 }
