@@ -347,6 +347,7 @@ type Status struct {
 	Router   *overlay.RouterStatus `json:"router,omitempty"`
 	Host     *overlay.HostStatus   `json:"host,omitempty"`
 	Mobility *MobilityStatus       `json:"mobility,omitempty"`
+	SIP      *SIPStatus            `json:"sip,omitempty"`
 	Counters map[string]uint64     `json:"counters"`
 }
 
@@ -369,6 +370,7 @@ func (n *Node) Status() Status {
 		s.Host = &hs
 	}
 	s.Mobility = n.mobilityStatus()
+	s.SIP = n.sipStatus()
 	return s
 }
 

@@ -205,3 +205,29 @@ func (n *Node) onCall(c *softphone.Call) {
 
 // maxCallReports is how many past calls `calls` remembers.
 const maxCallReports = 16
+
+// SIPStatus is what `node status` shows of the node's SIP service.
+type SIPStatus struct {
+	// A host's phone: its address of record, registration and calls.
+	AOR          string                        `json:"aor,omitempty"`
+	Registration *softphone.RegistrationStatus `json:"registration,omitempty"`
+	Calls        []softphone.Report            `json:"calls,omitempty"`
+	// A home agent's registrar: contacts by address of record.
+	Domain        string              `json:"domain,omitempty"`
+	Registrations map[string][]string `json:"registrations,omitempty"`
+}
+
+func (n *Node) sipStatus() *SIPStatus {
+	switch {
+	case n.SIP.Phone != nil:
+		reg := n.SIP.Phone.Registration()
+		s := &SIPStatus{AOR: n.Cfg.SIPURI, Registration: &reg}
+		for _, c := range n.SIP.Phone.Calls() {
+			s.Calls = append(s.Calls, c.Report())
+		}
+		return s
+	case n.SIP.Proxy != nil:
+		return &SIPStatus{Domain: n.Cfg.SIPDomain, Registrations: n.SIP.Proxy.Registrations()}
+	}
+	return nil
+}

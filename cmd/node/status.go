@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
-	"text/tabwriter"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/ha2r/mip6testbed/control"
@@ -16,10 +15,11 @@ import (
 )
 
 func cmdStatus(args []string) error {
-	fs := newFlags("status", "node status [--name NAME | --control PATH] [--json]")
+	fs := newFlags("status", "node status [--name NAME | --control PATH] [--json] [--watch]")
 	var cf controlFlags
 	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print the status as JSON")
+	asJSON := fs.Bool("json", false, "print the status as JSON (with --watch, one JSON document per line)")
+	watch := fs.Bool("watch", false, "refresh every second until interrupted")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -27,76 +27,57 @@ func cmdStatus(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if !*watch {
+		return showStatus(context.Background(), os.Stdout, path, *asJSON, false)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if err := showStatus(ctx, os.Stdout, path, *asJSON, true); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(os.Stdout, "%s\n", err) // the node may come back: keep watching
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// showStatus asks the node at path for its status and prints it; refresh
+// clears the terminal first (text) or writes one line (JSON).
+func showStatus(ctx context.Context, out io.Writer, path string, asJSON, refresh bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	raw, err := control.Call(ctx, path, control.Request{Cmd: "status"})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		var v any
-		json.Unmarshal(raw, &v)
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("reading status: %w", err)
+		}
+		enc := json.NewEncoder(out)
+		if !refresh {
+			enc.SetIndent("", "  ")
+		}
 		return enc.Encode(v)
 	}
 	var st node.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("reading status: %w", err)
 	}
-	printStatus(os.Stdout, st)
+	if refresh {
+		fmt.Fprint(out, "\033[H\033[2J") // home, clear screen
+	}
+	printStatus(out, st, time.Now())
 	return nil
-}
-
-func printStatus(out io.Writer, st node.Status) {
-	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "node %s (%s)", st.Name, st.Role)
-	if st.Backend != "" {
-		fmt.Fprintf(w, ", device: %s", st.Backend)
-	}
-	fmt.Fprintln(w)
-	if r := st.Router; r != nil {
-		fmt.Fprintf(w, "address %s, link-layer %s, underlay port %d\n\nLINK\tID\tPREFIX\tMTU\tLINK-LOCAL\tHOSTS\n", r.Address, r.LinkAddr, r.Port)
-		for _, l := range r.Links {
-			fmt.Fprintf(w, "%s\t%08x\t%s\t%d\t%s\t%d\n", l.Name, l.ID, l.Prefix, l.MTU, l.LinkLocal, l.Hosts)
-		}
-		fmt.Fprintf(w, "\nNEIGHBOUR\tLINK\tLINK-LAYER\tENDPOINT\tSTATE\n")
-		for _, nb := range r.Neighbours {
-			ep := ""
-			if nb.Endpoint.IsValid() {
-				ep = nb.Endpoint.String()
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", nb.Address, nb.Link, nb.LinkAddr, ep, nb.State)
-		}
-		fmt.Fprintf(w, "\nROUTE\tVIA\n")
-		for _, rt := range r.Routes {
-			fmt.Fprintf(w, "%s\t%s\n", rt.Prefix, rt.Via)
-		}
-	}
-	if h := st.Host; h != nil {
-		state := "attaching"
-		if h.Attached {
-			state = "attached since " + h.Since.Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "link %s via router %s: %s\n", h.Link, h.Router, state)
-		if h.Attached {
-			fmt.Fprintf(w, "prefix %s, address %s, router %s\n", h.Prefix, h.Address, h.RouterLL)
-		}
-		fmt.Fprintf(w, "access links: %s\ndevice %s addresses: %s\n", strings.Join(h.Links, ", "), h.Device, strings.Join(h.Addresses, ", "))
-		for _, rt := range h.Routes {
-			fmt.Fprintf(w, "route %s via %s\n", rt.Prefix, rt.Via)
-		}
-	}
-	names := make([]string, 0, len(st.Counters))
-	for k := range st.Counters {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	fmt.Fprintf(w, "\nCOUNTER\tVALUE\n")
-	for _, k := range names {
-		fmt.Fprintf(w, "%s\t%d\n", k, st.Counters[k])
-	}
-	w.Flush()
 }
 
 func cmdHandover(args []string) error {
