@@ -17,11 +17,11 @@ import (
 
 // HostLink is an access link a host may attach to.
 type HostLink struct {
-	Name    string
-	ID      uint32
-	Router  netip.AddrPort // the serving router's underlay endpoint
-	Prefix  netip.Prefix   // expected prefix (the RA is authoritative)
-	Match   UnderlayMatch  // the underlay networks that lead to it, if any
+	Name   string
+	ID     uint32
+	Router netip.AddrPort // the serving router's underlay endpoint
+	Prefix netip.Prefix   // expected prefix (the RA is authoritative)
+	Match  UnderlayMatch  // the underlay networks that lead to it, if any
 }
 
 // HostConfig describes one host (mobile node or fixed correspondent).

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ha2r/mip6testbed/mobility"
-	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/node"
+	"github.com/ha2r/mip6testbed/overlay"
 )
 
 // printStatus writes a node's status as text: what the node is, then one
