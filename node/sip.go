@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/overlay"
 	"github.com/ha2r/mip6testbed/softphone"
@@ -24,7 +28,26 @@ type SIP struct {
 // stackNetwork opens sockets on the node's userspace stack.
 type stackNetwork struct{ u *tun.Userspace }
 
-func (s stackNetwork) ListenUDP(at netip.AddrPort) (net.PacketConn, error) { return s.u.ListenUDP(at) }
+func (s stackNetwork) ListenUDP(at netip.AddrPort) (net.PacketConn, error) {
+	c, err := s.u.ListenUDP(at)
+	if err != nil {
+		return nil, err
+	}
+	return stackConn{c}, nil
+}
+
+// stackConn reports a read on a closed socket as net.ErrClosed, as kernel
+// sockets do: gVisor's gonet says io.EOF, which sipgo takes for a failure
+// and logs at ERROR level at every clean shutdown.
+type stackConn struct{ *gonet.UDPConn }
+
+func (c stackConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.UDPConn.ReadFrom(b)
+	if errors.Is(err, io.EOF) {
+		err = &net.OpError{Op: "read", Net: "udp", Addr: c.LocalAddr(), Err: net.ErrClosed}
+	}
+	return n, a, err
+}
 
 // network returns where the node's SIP and RTP sockets live: its userspace
 // stack, or the kernel (a kernel TUN carries the node's addresses).
