@@ -78,7 +78,7 @@ func Parse(name string, data []byte) (*Topology, error) {
 }
 
 func (d *decoder) topology(root *yaml.Node) *Topology {
-	m := d.mapping(root, "", "name", "mtu", "scheme", "ha2r_key_seed", "timers", "mobility", "links", "nodes", "backbone")
+	m := d.mapping(root, "", Sections[""]...)
 	t := &Topology{File: d.file, Name: d.str(m, "name"), Scheme: SchemeHA2R}
 	t.MTU = DefaultMTU
 	if v, ok := d.integer(m, "mtu", 1280, 65000); ok {
@@ -90,13 +90,13 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 	if f, ok := m["ha2r_key_seed"]; ok {
 		t.HA2RKeySeed = d.secret(f)
 	}
-	tm := d.mapping(m["timers"].val, "timers", "keepalive", "ra_interval", "rs_interval")
+	tm := d.mapping(m["timers"].val, "timers", Sections["timers"]...)
 	t.Timers = Timers{
 		Keepalive:  d.duration(tm, "keepalive", DefaultKeepalive),
 		RAInterval: d.duration(tm, "ra_interval", DefaultRAInterval),
 		RSInterval: d.duration(tm, "rs_interval", DefaultRSInterval),
 	}
-	mm := d.mapping(m["mobility"].val, "mobility", "rr_trigger", "anchor_idle", "mn_auth", "home_lifetime")
+	mm := d.mapping(m["mobility"].val, "mobility", Sections["mobility"]...)
 	t.Mobility = MobilityOptions{
 		RRTrigger:    d.choice(mm, "rr_trigger", "tunnelled", "tunnelled", "first_packet", "both", "never"),
 		AnchorIdle:   d.duration(mm, "anchor_idle", mobility.DefaultAnchorIdle),
@@ -110,11 +110,11 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 	for _, f := range d.list(m, "nodes") {
 		t.Nodes = append(t.Nodes, d.node(f))
 	}
-	bm := d.mapping(m["backbone"].val, "backbone", "delay", "loss", "pairs")
+	bm := d.mapping(m["backbone"].val, "backbone", Sections["backbone"]...)
 	t.Backbone.Delay = d.duration(bm, "delay", 0)
 	t.Backbone.Loss = d.ratio(bm, "loss")
 	for _, f := range d.list(bm, "pairs") {
-		pm := d.mapping(f.val, f.path, "from", "to", "delay", "loss")
+		pm := d.mapping(f.val, f.path, Sections["backbone.pairs[]"]...)
 		d.require(pm, f.val, f.path, "from", "to", "delay")
 		t.Backbone.Pairs = append(t.Backbone.Pairs, Pair{
 			From: d.strings(pm, "from"), To: d.strings(pm, "to"),
@@ -138,7 +138,7 @@ func (d *decoder) scheme(f field) Scheme {
 }
 
 func (d *decoder) link(f field, mtu int) *Link {
-	m := d.mapping(f.val, f.path, "name", "prefix", "router", "mtu", "delay", "loss")
+	m := d.mapping(f.val, f.path, Sections["links[]"]...)
 	d.require(m, f.val, f.path, "name", "prefix", "router")
 	l := &Link{Name: d.str(m, "name"), Router: d.str(m, "router"), MTU: mtu, Line: f.val.Line, path: f.path}
 	if pf, ok := m["prefix"]; ok {
@@ -168,9 +168,7 @@ func LinkID(name string) uint32 {
 }
 
 func (d *decoder) node(f field) *Node {
-	m := d.mapping(f.val, f.path, "name", "role", "underlay", "address", "prefixes", "ha2r", "host_stack",
-		"sip_domain", "access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key",
-		"auto_answer", "auto_attach", "static_address", "watch_underlay")
+	m := d.mapping(f.val, f.path, Sections["nodes[]"]...)
 	d.require(m, f.val, f.path, "name", "role")
 	n := &Node{Name: d.str(m, "name"), Role: Role(d.str(m, "role")), Line: f.val.Line, path: f.path}
 	field := func(k string) string { return join(f.path, k) }
@@ -180,13 +178,7 @@ func (d *decoder) node(f field) *Node {
 		}
 		return f.val.Line
 	}
-	allowed := map[Role][]string{
-		RoleHA: {"address", "prefixes", "host_stack", "sip_domain"},
-		RoleAR: {"address", "prefixes", "host_stack", "ha2r"},
-		RoleMN: {"access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "watch_underlay"},
-		RoleCN: {"access", "start", "sip_uri", "auto_answer", "auto_attach", "static_address", "watch_underlay"},
-	}
-	own, ok := allowed[n.Role]
+	own, ok := RoleFields[n.Role]
 	if !ok {
 		if _, has := m["role"]; has {
 			d.errorf(line("role"), field("role"), "unknown role %q (use ha, ar, mn or cn)", n.Role)
@@ -216,7 +208,7 @@ func (d *decoder) node(f field) *Node {
 	}
 	d.require(m, f.val, f.path, "access")
 	for _, af := range d.list(m, "access") {
-		am := d.mapping(af.val, af.path, "link", "network", "interface", "gateway", "gateway_mac", "default")
+		am := d.mapping(af.val, af.path, Sections["nodes[].access[]"]...)
 		d.require(am, af.val, af.path, "link")
 		a := Access{Link: d.str(am, "link"), Interface: d.str(am, "interface"), Default: d.boolean(am, "default", false)}
 		if nf, ok := am["network"]; ok {
@@ -265,7 +257,7 @@ func (d *decoder) node(f field) *Node {
 			n.Scheme = d.scheme(sf)
 		}
 		if kf, ok := m["mn_ha_key"]; ok {
-			km := d.mapping(kf.val, kf.path, "spi", "secret")
+			km := d.mapping(kf.val, kf.path, Sections["nodes[].mn_ha_key"]...)
 			d.require(km, kf.val, kf.path, "spi", "secret")
 			if v, ok := d.integer(km, "spi", 256, 1<<32-1); ok {
 				n.MNHAKey.SPI = uint32(v)
