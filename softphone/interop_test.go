@@ -1,7 +1,6 @@
 package softphone
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -21,25 +20,8 @@ import (
 // Interoperability with real peers from Debian, all on IPv6 loopback: the
 // baresip softphone and SIPp.
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // baresip starts a baresip bound to ::1 with an account at our proxy.
-func baresip(t *testing.T, user string, sipPort, proxyPort int, extra ...string) (*exec.Cmd, *lockedBuffer) {
+func baresip(t *testing.T, user string, sipPort, proxyPort int, extra ...string) (*exec.Cmd, *testenv.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`poll_method epoll
@@ -59,7 +41,7 @@ module_app menu.so
 	os.WriteFile(filepath.Join(dir, "accounts"), []byte(acc), 0o644)
 	args := append([]string{"-f", dir, "-6", "-n", "::1"}, extra...)
 	cmd := exec.Command("baresip", args...)
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -186,7 +168,7 @@ func TestSippInterop(t *testing.T) {
 	}
 
 	uas := exec.Command("sipp", "-sn", "uas", "-i", "::1", "-p", "26090", "-m", "1", "-nostdin")
-	var uasOut lockedBuffer
+	var uasOut testenv.Buffer
 	uas.Stdout, uas.Stderr = &uasOut, &uasOut
 	if err := uas.Start(); err != nil {
 		t.Fatal(err)

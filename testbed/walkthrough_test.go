@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -206,9 +205,9 @@ func (w *walkthrough) command(ns string, unprivileged bool, args ...string) *exe
 
 // start runs a node until the test ends, waits for its control socket, and
 // returns its log.
-func (w *walkthrough) start(ns, name string, unprivileged bool, args ...string) *lockedBuffer {
+func (w *walkthrough) start(ns, name string, unprivileged bool, args ...string) *testenv.Buffer {
 	w.t.Helper()
-	log := &lockedBuffer{}
+	log := &testenv.Buffer{}
 	cmd := w.command(ns, unprivileged, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -261,13 +260,13 @@ func (w *walkthrough) waitStatus(name, what string, limit time.Duration, cond fu
 
 // bgCommand is a node command running in the background.
 type bgCommand struct {
-	out  *lockedBuffer
+	out  *testenv.Buffer
 	done chan error
 }
 
 func (w *walkthrough) background(ns string, unprivileged bool, args ...string) *bgCommand {
 	w.t.Helper()
-	b := &bgCommand{out: &lockedBuffer{}, done: make(chan error, 1)}
+	b := &bgCommand{out: &testenv.Buffer{}, done: make(chan error, 1)}
 	cmd := w.command(ns, unprivileged, args...)
 	cmd.Stdout = b.out
 	cmd.Stderr = os.Stderr
@@ -308,22 +307,4 @@ func edit(t *testing.T, file string, pairs ...string) {
 	if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -79,4 +81,23 @@ func Poll(t testing.TB, interval, timeout time.Duration, what string, cond func(
 			t.Fatalf("waited %v for %s", timeout, what)
 		}
 	}
+}
+
+// Buffer collects a process's output while it runs, safe to read from
+// another goroutine meanwhile.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
