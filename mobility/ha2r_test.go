@@ -460,3 +460,50 @@ func TestContactWaitsForAuthentication(t *testing.T) {
 		t.Fatalf("contact %s after the authentication, want %s", c, careOf1)
 	}
 }
+
+// An anchor binding that is never acknowledged after a move (the old HA2R
+// died meanwhile, or heavy loss ate every answer): an old address that
+// sessions still use is dropped as lost, so that its calls move, instead
+// of being marked refused while its sessions silently die. An idle one is
+// just given up.
+func TestUnacknowledgedAnchorInUseIsLost(t *testing.T) {
+	for _, inUse := range []bool{true, false} {
+		t.Run(map[bool]string{true: "in use", false: "idle"}[inUse], func(t *testing.T) {
+			g := newPaperRig(t)
+			lost := make(chan netip.Addr, 1)
+			g.mn.OnAnchorLost(func(coa netip.Addr) { lost <- coa })
+			g.h.attach(attachment("ar1", arP, careOf1))
+			g.pump(t)
+			if !inUse {
+				g.clk.Advance(g.mn.cfg.AnchorIdle + time.Second)
+			}
+			g.drop = func(from string, _ sentMsg) bool { return from == "ar1" } // ar1 answers nothing
+			g.h.attach(attachment("ar2", ar2P, careOf2))
+			g.pump(t)
+			for range 80 {
+				if inUse { // a session goes on sending from the old address
+					g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: careOf1, Dst: cnAddr}, make([]byte, 8)))
+				}
+				g.clk.Advance(time.Second)
+				g.pump(t)
+			}
+			if inUse {
+				if counter(g.sig, "anchor.lost") != 1 {
+					t.Fatalf("anchor.lost %d, gave_up %d; want the anchor lost", counter(g.sig, "anchor.lost"), counter(g.sig, "anchor.gave_up"))
+				}
+				select {
+				case coa := <-lost:
+					if coa != careOf1 {
+						t.Fatalf("lost %s", coa)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("not told of the lost anchor")
+				}
+				return
+			}
+			if counter(g.sig, "anchor.lost") != 0 || counter(g.sig, "anchor.gave_up") != 1 {
+				t.Fatalf("idle anchor: lost %d, gave_up %d; want given up", counter(g.sig, "anchor.lost"), counter(g.sig, "anchor.gave_up"))
+			}
+		})
+	}
+}

@@ -294,7 +294,10 @@ func (s *anchorSet) arm(a *anchorRec, resend func()) {
 		if s.closed || !s.holds(a) || !a.rt.current(gen) {
 			return
 		}
-		if a.rt.exhausted() && a.probing {
+		// An old address whose anchor stops answering (a probe, or the
+		// binding after a move) while sessions use it: its calls move to
+		// the current address. One still idle is just given up.
+		if a.rt.exhausted() && (a.probing || (a.coa != s.cur && a.state != anchorReleasing && s.inUse(a))) {
 			s.lost(a)
 			return
 		}
@@ -313,6 +316,11 @@ func (s *anchorSet) arm(a *anchorRec, resend func()) {
 		s.sig.Add("anchor.retransmit", 1)
 		resend()
 	})
+}
+
+// inUse reports whether sessions used a's address within the idle time.
+func (s *anchorSet) inUse(a *anchorRec) bool {
+	return s.clk.Now().Sub(time.Unix(0, a.lastActive.Load())) <= s.idle
 }
 
 // holds reports whether a is still one of the set's records.

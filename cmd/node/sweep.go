@@ -89,25 +89,47 @@ func sweepCalls(args []string) error {
 	return err
 }
 
-// writeCallTable prints the sweep's points, one row each.
+// writeCallTable prints the sweep's points, one row each, then what went
+// wrong, point by point.
 func writeCallTable(w io.Writer, pts []sweep.CallPoint) {
-	fmt.Fprintf(w, "%-9s %5s  %-14s %6s %8s %17s %9s %9s\n", "scheme", "loss", "registration", "calls", "set up", "setup p50 / p95", "survived", "RTP lost")
-	for _, p := range pts {
-		reg := fmt.Sprintf("%.2f s", p.Registration.Seconds())
-		if !p.RegistrationOK {
-			reg = "FAILED"
+	fmt.Fprintf(w, "%-9s %5s  %-10s %-10s %6s %8s %17s %9s %9s\n", "scheme", "loss", "home reg", "MN auth", "calls", "set up", "setup p50 / p95", "survived", "RTP lost")
+	seconds := func(d time.Duration, ok bool) string {
+		if !ok {
+			return "not in 95s"
 		}
-		fmt.Fprintf(w, "%-9s %4.0f%%  %-14s %6d %7.1f%% %7.2f / %5.2f s %8.1f%% %8.1f%%\n", p.Scheme, 100*p.Loss, reg, p.Calls,
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	for _, p := range pts {
+		auth := "-"
+		if p.Scheme == config.SchemeHA2R {
+			auth = seconds(p.Authentication, p.Authenticated)
+		}
+		fmt.Fprintf(w, "%-9s %4.0f%%  %-10s %-10s %6d %7.1f%% %7.2f / %5.2f s %8.1f%% %8.1f%%\n", p.Scheme, 100*p.Loss,
+			seconds(p.HomeRegistration, p.HomeRegistered), auth, p.Calls,
 			100*p.SetupRate(), p.SetupMedian.Seconds(), p.SetupP95.Seconds(), 100*p.SurvivalRate(), 100*p.RTPLoss)
 	}
 	for _, p := range pts {
-		keys := make([]string, 0, len(p.Failures))
-		for k := range p.Failures {
-			keys = append(keys, k)
+		for _, k := range sortedKeys(p.Failures) {
+			fmt.Fprintf(w, "  %s at %.0f %%: %d calls not set up: %s\n", p.Scheme, 100*p.Loss, p.Failures[k], k)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %s at %.0f %%: %d calls failed: %s\n", p.Scheme, 100*p.Loss, p.Failures[k], k)
+		for _, k := range sortedKeys(p.Broken) {
+			fmt.Fprintf(w, "  %s at %.0f %%: %d calls did not survive the move: %s\n", p.Scheme, 100*p.Loss, p.Broken[k], k)
+		}
+		if len(p.Events) > 0 {
+			var ev []string
+			for _, k := range sortedKeys(p.Events) {
+				ev = append(ev, fmt.Sprintf("%s %d", k, p.Events[k]))
+			}
+			fmt.Fprintf(w, "  %s at %.0f %%: mn1: %s\n", p.Scheme, 100*p.Loss, strings.Join(ev, ", "))
 		}
 	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
