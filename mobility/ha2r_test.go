@@ -480,9 +480,14 @@ func TestUnacknowledgedAnchorInUseIsLost(t *testing.T) {
 			g.drop = func(from string, _ sentMsg) bool { return from == "ar1" } // ar1 answers nothing
 			g.h.attach(attachment("ar2", ar2P, careOf2))
 			g.pump(t)
-			for range 80 {
+			for i := range 80 {
 				if inUse { // a session goes on sending from the old address
-					g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: careOf1, Dst: cnAddr}, make([]byte, 8)))
+					p := g.h.outbound(ip6.Build(ip6.Fields{NextHeader: ip6.ProtoUDP, HopLimit: 64, Src: careOf1, Dst: cnAddr}, make([]byte, 8)))
+					// Through ar1's tunnel from the moment the BU is out,
+					// acknowledged or not.
+					if h := p.Header(); i == 0 && (h.NextHeader() != ip6.ProtoIPv6 || h.Dst() != arAddr) {
+						t.Fatalf("not through ar1's tunnel while its BA is awaited: %x", p.Data()[:40])
+					}
 				}
 				g.clk.Advance(time.Second)
 				g.pump(t)

@@ -148,7 +148,12 @@ func (s *anchorSet) publish() {
 		v.active[coa] = &a.lastActive
 		if a.state == anchorReady {
 			v.ready[coa] = true
-			if a.tunnel && coa != s.cur {
+			// Through the tunnel from the moment the Binding Update is out,
+			// not only once it is acknowledged: the HA2R takes what arrives
+			// after the update, and what arrives before costs nothing
+			// (under loss, waiting for the BA stopped one direction of a
+			// call for as long as the BAs were lost).
+			if (a.tunnel || a.awaiting) && coa != s.cur {
 				v.tunnelled[coa] = a.ha2r
 				v.recs[coa] = a
 			}

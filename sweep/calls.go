@@ -280,6 +280,10 @@ func waitCounter(ctx context.Context, l *lab.Lab, node, counter string, want uin
 	return nil
 }
 
+// answerWithin is how long a caller waits for the answer: Timer B for the
+// INVITE to be answered at all, then the callee's 2xx retransmissions.
+func answerWithin() time.Duration { return 2 * 64 * sip.T1 }
+
 // callResult is one call of a batch.
 type callResult struct {
 	failure  string
@@ -301,8 +305,12 @@ func batch(ctx context.Context, l *lab.Lab, scheme config.Scheme, n int, talk ti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// RFC 3261's Timer B: an INVITE not answered in 64*T1 fails.
-			cctx, cancel := context.WithTimeout(ctx, 64*sip.T1)
+			// The caller waits as long as SIP's timers allow an answer:
+			// Timer B (64*T1) for any answer to the INVITE (sipgo's client
+			// transaction), and the callee retransmits its 2xx for 64*T1
+			// after answering (RFC 3261 13.3.1.4), so an answer that takes
+			// all of both still counts.
+			cctx, cancel := context.WithTimeout(ctx, answerWithin())
 			defer cancel()
 			c, err := caller.Call(cctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
 			if err != nil {
@@ -395,7 +403,7 @@ func received(c *softphone.Call) uint64 {
 func failureKind(c *softphone.Call, err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return "no answer in 64*T1"
+		return fmt.Sprintf("no answer within %v", answerWithin())
 	case errors.Is(err, softphone.ErrCallRefused):
 		return "refused"
 	case c != nil && c.Report().Failure != "":
