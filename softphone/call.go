@@ -150,6 +150,13 @@ func (c *Call) waitAnswer(ctx context.Context) error {
 			c.fail(fmt.Sprintf("refused: %d %s", refusal.Res.StatusCode, refusal.Res.Reason))
 			return fmt.Errorf("%w: %d %s", ErrCallRefused, refusal.Res.StatusCode, refusal.Res.Reason)
 		}
+		if errors.Is(err, sip.ErrTransactionCanceled) {
+			// A BYE ended the dialog before any 2xx got here: the callee
+			// answered, got no ACK for 64*T1 and hung up (RFC 3261
+			// 13.3.1.4), every one of its 2xx having been lost.
+			c.fail("the callee hung up: none of its answers got through")
+			return fmt.Errorf("softphone: the callee hung up before its answer got through: %w", err)
+		}
 		c.fail(fmt.Sprintf("no answer: %v", err))
 		return fmt.Errorf("softphone: no answer: %w", err)
 	case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -406,6 +407,8 @@ func failureKind(c *softphone.Call, err error) string {
 		return fmt.Sprintf("no answer within %v", answerWithin())
 	case errors.Is(err, softphone.ErrCallRefused):
 		return "refused"
+	case c != nil && strings.Contains(c.Report().Failure, "Timer_B"):
+		return "no answer to the INVITE within Timer B (64*T1)"
 	case c != nil && c.Report().Failure != "":
 		return c.Report().Failure
 	}
