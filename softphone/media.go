@@ -2,6 +2,7 @@ package softphone
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -63,6 +64,13 @@ type Media struct {
 	rtpTSBase   uint32
 	haveTSBase  bool
 	lastRTPTime uint32
+	// What the peer says it sent: the packet count of its latest sender
+	// report, when that arrived, and whether it was its last (with BYE).
+	peerSent   uint32
+	peerSentAt time.Time
+	peerSRs    uint64
+	peerFinal  bool
+	stopAt     time.Time // when Stop was called
 }
 
 type rxStats struct {
@@ -390,7 +398,13 @@ func (m *Media) receiveRTCP() {
 			switch v := p.(type) {
 			case *rtcp.SenderReport:
 				m.lastSR, m.lastSRAt = ntpMiddle(v.NTPTime), now
+				if m.peerSRs == 0 || v.PacketCount >= m.peerSent {
+					m.peerSent, m.peerSentAt = v.PacketCount, now
+				}
+				m.peerSRs++
 				reports = v.Reports
+			case *rtcp.Goodbye:
+				m.peerFinal = m.peerSRs > 0 // the SR in the same compound packet was its last
 			case *rtcp.ReceiverReport:
 				reports = v.Reports
 			}
@@ -411,6 +425,9 @@ func (m *Media) receiveRTCP() {
 
 // Stop ends the session and returns its report.
 func (m *Media) Stop() Report {
+	m.mu.Lock()
+	m.stopAt = time.Now()
+	m.mu.Unlock()
 	close(m.stop)
 	rtp, rtcp := m.conns()
 	rtp.SetReadDeadline(time.Now())
@@ -432,13 +449,7 @@ func (m *Media) Report() Report {
 		RTTMs: float64(m.rtt) / float64(time.Millisecond), UnexpectedSource: m.unexpected,
 		FramesVerified: m.verified, FramesMismatched: m.mismatched, RTCPReceived: m.rtcpIn, RTCPSent: m.rtcpOut,
 		FirstPacket: s.first, Started: m.start, Arrivals: append([]Arrival(nil), m.arrivals...)}
-	if s.started {
-		expected := uint64(s.cycles)<<16 + uint64(s.maxSeq) - uint64(s.baseSeq) + 1
-		r.PacketsLost = int64(expected) - int64(s.received)
-		if expected > 0 {
-			r.LossPercent = math.Max(0, float64(r.PacketsLost)) * 100 / float64(expected)
-		}
-	}
+	m.lossAgainstPeer(&r)
 	for _, h := range m.handovers {
 		h.GapMs = float64(gapAround(m.arrivals, h.At)) / float64(time.Millisecond)
 		r.Handovers = append(r.Handovers, h)
@@ -452,6 +463,57 @@ func (m *Media) Report() Report {
 		r.RFactor, r.MOS = EModel(oneWay, r.LossPercent)
 	}
 	return r
+}
+
+// lossAgainstPeer counts loss against what the peer sent, so that media
+// that stopped before the end of the call counts as lost (RFC 3550's
+// sequence-number count sees only the packets between the first and the
+// last one received). The peer's sender reports give its packet count: its
+// last one (with its RTCP BYE) is exact; an earlier one is extended by
+// what it would have sent until the end of the call, less what could still
+// be on its way. Without any report, only sequence numbers are left, and
+// the report says so. A tail that never came counts as a gap too.
+func (m *Media) lossAgainstPeer(r *Report) {
+	s := m.rx
+	var bySeq uint64
+	if s.started {
+		bySeq = uint64(s.cycles)<<16 + uint64(s.maxSeq) - uint64(s.baseSeq) + 1
+	}
+	expected := bySeq
+	r.LossBasis = "sequence numbers only: no RTCP report from the peer, so a missing tail cannot be seen"
+	if m.peerSRs > 0 {
+		end := m.stopAt
+		if end.IsZero() {
+			end = time.Now()
+		}
+		fromPeer := uint64(m.peerSent)
+		if m.peerFinal {
+			r.LossBasis = "the peer's final RTCP report"
+		} else {
+			inFlight := m.rtt/2 + 3*FrameTime*time.Millisecond
+			if more := end.Sub(m.peerSentAt) - inFlight; more > 0 {
+				fromPeer += uint64(more / (FrameTime * time.Millisecond))
+			}
+			r.LossBasis = fmt.Sprintf("the peer's last RTCP report, %.1f s before the end, and the call's end", end.Sub(m.peerSentAt).Seconds())
+		}
+		r.PeerSent = fromPeer
+		// The tail: the peer sent more than we saw the end of.
+		if fromPeer > bySeq+3 {
+			from := s.lastArrive
+			if from.IsZero() {
+				from = m.start
+			}
+			if g := end.Sub(from); g > time.Duration(r.MaxGapMs*float64(time.Millisecond)) {
+				r.MaxGapMs = float64(g) / float64(time.Millisecond)
+			}
+		}
+		expected = max(expected, fromPeer)
+	}
+	r.PacketsExpected = expected
+	r.PacketsLost = int64(expected) - int64(s.received)
+	if expected > 0 {
+		r.LossPercent = math.Max(0, float64(r.PacketsLost)) * 100 / float64(expected)
+	}
 }
 
 // gapAround returns the longest silence in the arrivals that ends at or

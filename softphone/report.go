@@ -24,6 +24,12 @@ type Report struct {
 	DurationS        float64       `json:"duration_s"`
 	PacketsSent      uint64        `json:"packets_sent"`
 	PacketsReceived  uint64        `json:"packets_received"`
+	// PacketsExpected is what should have arrived: the most of RFC 3550's
+	// sequence-number count and what the peer reports having sent
+	// (PeerSent); LossBasis says which the loss rests on.
+	PacketsExpected  uint64        `json:"packets_expected"`
+	PeerSent         uint64        `json:"packets_sent_by_peer,omitempty"`
+	LossBasis        string        `json:"loss_basis,omitempty"`
 	PacketsLost      int64         `json:"packets_lost"`
 	LossPercent      float64       `json:"loss_percent"`
 	JitterMs         float64       `json:"jitter_ms"`
@@ -90,7 +96,10 @@ func (r *Report) Text() string {
 	}
 	fmt.Fprintf(&b, "call with %s, %s, %.1f s\n", r.Peer, r.Codec, r.DurationS)
 	fmt.Fprintf(&b, "  media          %s <-> %s\n", r.Local, r.Remote)
-	fmt.Fprintf(&b, "  packets        sent %d, received %d, lost %d (%.2f %%)\n", r.PacketsSent, r.PacketsReceived, r.PacketsLost, r.LossPercent)
+	fmt.Fprintf(&b, "  packets        sent %d, received %d of %d, lost %d (%.2f %%)\n", r.PacketsSent, r.PacketsReceived, r.PacketsExpected, r.PacketsLost, r.LossPercent)
+	if r.LossBasis != "" {
+		fmt.Fprintf(&b, "  loss counted   against %s\n", r.LossBasis)
+	}
 	fmt.Fprintf(&b, "  jitter         %.2f ms (RFC 3550)\n", r.JitterMs)
 	fmt.Fprintf(&b, "  largest gap    %.0f ms\n", r.MaxGapMs)
 	for _, h := range r.Handovers {
