@@ -17,13 +17,13 @@ type HandoverGap struct {
 // Report describes a finished call, from this end's point of view: what it
 // sent, and what it received from the far end.
 type Report struct {
-	Peer             string        `json:"peer"`
-	Codec            string        `json:"codec"`
-	Local            string        `json:"local_media"`
-	Remote           string        `json:"remote_media"`
-	DurationS        float64       `json:"duration_s"`
-	PacketsSent      uint64        `json:"packets_sent"`
-	PacketsReceived  uint64        `json:"packets_received"`
+	Peer            string  `json:"peer"`
+	Codec           string  `json:"codec"`
+	Local           string  `json:"local_media"`
+	Remote          string  `json:"remote_media"`
+	DurationS       float64 `json:"duration_s"`
+	PacketsSent     uint64  `json:"packets_sent"`
+	PacketsReceived uint64  `json:"packets_received"`
 	// PacketsExpected is what should have arrived: the most of RFC 3550's
 	// sequence-number count and what the peer reports having sent
 	// (PeerSent); LossBasis says which the loss rests on.
