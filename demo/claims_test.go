@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,11 +23,27 @@ func fakeRun(scheme string, setup []string, direct float64, mediaAfterMove bool)
 	for i := range 2 {
 		for k := 0; k < 300; k++ {
 			t := float64(k) * 0.02
+			r.Departures[1-i] = append(r.Departures[1-i], t)
 			if !mediaAfterMove && t > 2 {
-				break
+				continue
 			}
-			r.Arrivals[i] = append(r.Arrivals[i], Arrival{T: t})
+			r.Arrivals[i] = append(r.Arrivals[i], Arrival{T: t + 0.01})
 		}
+	}
+	return r
+}
+
+// starved is a run on a machine so loaded that MN2 sent a packet every
+// interval instead of every 20 ms after the move; all of them arrived.
+func starved(interval float64) *Result {
+	r := fakeRun("ha2r", []string{"INVITE"}, 100, true)
+	r.Departures[1], r.Arrivals[0] = nil, nil
+	for t := 0.0; t < 6; t += 0.02 {
+		if t > 2 && math.Mod(t, interval) >= 0.02 {
+			continue
+		}
+		r.Departures[1] = append(r.Departures[1], t)
+		r.Arrivals[0] = append(r.Arrivals[0], Arrival{T: t + 0.01})
 	}
 	return r
 }
@@ -49,6 +67,7 @@ func TestClaims(t *testing.T) {
 		{"ha2r no fewer messages", fakeRun("standard", []string{"INVITE"}, 300, true), fakeRun("ha2r", []string{"INVITE"}, 100, true), []bool{false, true, true}},
 		{"ha2r direct later", fakeRun("standard", rr, 300, true), fakeRun("ha2r", []string{"INVITE"}, 400, true), []bool{true, false, true}},
 		{"call dies at the move", fakeRun("standard", rr, 300, false), fakeRun("ha2r", []string{"INVITE"}, 100, true), []bool{true, true, false}},
+		{"sender starved of CPU", fakeRun("standard", rr, 300, true), starved(0.1), []bool{true, true, true}},
 	} {
 		got := holds(Claims(tc.std, tc.ha2r))
 		for i := range tc.want {
@@ -76,5 +95,26 @@ func TestGapAroundStopsAtNextMove(t *testing.T) {
 	}
 	if second < 199 || second > 201 {
 		t.Errorf("second move's gap %.1f ms, want 200", second)
+	}
+}
+
+// CPU starvation is flagged, not turned into a failed verdict: a sender
+// that fell behind its clock but whose packets all arrived holds, with a
+// note; one that sent nothing at all leaves the verdict unknown; a path
+// that lost the packets fails, with the figures it rests on.
+func TestSurvivalVerdictUnderStarvation(t *testing.T) {
+	std := fakeRun("standard", nil, 300, true)
+	c := Claims(std, starved(0.1))[2]
+	if c.Verdict != VerdictHolds || len(c.Notes) == 0 || !strings.Contains(c.Notes[0], "machine overloaded: MN2 (ha2r)") {
+		t.Errorf("starved sender, all received: %+v; want holds with an overload note", c)
+	}
+	stalled := starved(100) // nothing at all after the move
+	if c := Claims(std, stalled)[2]; c.Verdict != VerdictUnknown || c.Holds {
+		t.Errorf("stalled sender: %+v; want cannot tell", c)
+	}
+	broken := fakeRun("ha2r", nil, 100, false)
+	c = Claims(std, broken)[2]
+	if c.Verdict != VerdictFails || len(c.Notes) != 0 || len(c.Figures) != 4 || !strings.Contains(c.Why[0], "received 0 of the") {
+		t.Errorf("broken path: %+v; want does not hold, with figures and no overload note", c)
 	}
 }

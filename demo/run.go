@@ -115,8 +115,10 @@ type Result struct {
 	Callee     softphone.Report `json:"mn2_report"`
 	PathBefore []PathSample     `json:"path_before"`
 	PathAfter  []PathSample     `json:"path_after"`
-	// Arrivals are the RTP packets that reached MN1 and MN2.
-	Arrivals [2][]Arrival `json:"arrivals"`
+	// Arrivals are the RTP packets that reached MN1 and MN2; Departures
+	// when MN1 and MN2 sent theirs (seconds after the INVITE).
+	Arrivals   [2][]Arrival `json:"arrivals"`
+	Departures [2][]float64 `json:"departures"`
 
 	Messages []Message `json:"messages"`
 	Lanes    []string  `json:"lanes"`
@@ -272,16 +274,24 @@ func measure(ctx context.Context, o Options, scheme config.Scheme, topo *config.
 	// Setup lasts until the INVITE transaction is over (MN2 has the ACK)
 	// and media flows on the direct path both ways; in the standard scheme
 	// that takes Return Routability and a binding each way.
-	if err := waitFor(ctx, 10*time.Second, func() bool {
+	complete := waitFor(ctx, 10*time.Second, func() bool {
 		return tr.arrived("mn2", "ACK", res.InviteAt) && !tr.firstRTP("mn1", res.InviteAt, true).IsZero() &&
 			!tr.firstRTP("mn2", res.InviteAt, true).IsZero() &&
 			(scheme != config.SchemeStandard || metric("mn1", "rr.completed") > 0 && metric("mn2", "rr.completed") > 0)
-	}); err != nil {
-		o.say("%s: media did not reach the direct path within 10 s of the INVITE", scheme)
-	}
+	}) == nil
 	setupEnd := time.Now()
 	tr.setPhase(PhaseSteady)
-	o.say("%s: media on the direct path %v after the INVITE", scheme, setupEnd.Sub(res.InviteAt).Round(time.Millisecond))
+	// The same figure as the tables' "INVITE to first direct media".
+	direct := func(mn string) string {
+		return MsOrNever(sinceMs(res.InviteAt, tr.firstRTP(mn, res.InviteAt, true)))
+	}
+	if complete {
+		o.say("%s: session set up %v after the INVITE; first direct media at mn1 %s, at mn2 %s after it", scheme,
+			setupEnd.Sub(res.InviteAt).Round(time.Millisecond), direct("mn1"), direct("mn2"))
+	} else {
+		o.say("%s: session setup not complete 10 s after the INVITE (ACK, direct media both ways, Return Routability); first direct media at mn1 %s, at mn2 %s", scheme,
+			direct("mn1"), direct("mn2"))
+	}
 	sleepCtx(ctx, o.Before-time.Since(answered))
 
 	// Handovers.
@@ -327,6 +337,8 @@ func measure(ctx context.Context, o Options, scheme config.Scheme, topo *config.
 	res.Messages = tr.messages()
 	res.Arrivals[0] = tr.arrivals("mn1", res.InviteAt)
 	res.Arrivals[1] = tr.arrivals("mn2", res.InviteAt)
+	res.Departures[0] = tr.departures("mn1", res.InviteAt)
+	res.Departures[1] = tr.departures("mn2", res.InviteAt)
 	for i, mn := range []string{"mn1", "mn2"} {
 		res.InviteToMedia[i] = sinceMs(res.InviteAt, tr.firstRTP(mn, res.InviteAt, false))
 		res.InviteToDirect[i] = sinceMs(res.InviteAt, tr.firstRTP(mn, res.InviteAt, true))
@@ -367,6 +379,15 @@ func moveLinks(mn *config.Node, n int) []string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// MsOrNever prints a time in ms from sinceMs, "never" for -1: the one way
+// the text, the tables and the progress lines show such a figure.
+func MsOrNever(v float64) string {
+	if v < 0 {
+		return "never"
+	}
+	return fmt.Sprintf("%.1f ms", v)
+}
 
 // sinceMs is t-t0 in ms, or -1 if t never happened.
 func sinceMs(t0, t time.Time) float64 {
@@ -530,36 +551,22 @@ func (r *Result) paths(t *tracer, inviteAt time.Time) {
 			if !ok {
 				continue
 			}
-			// The last packet the sender sent at least 300 ms before the mark.
-			var seq uint16
-			var sent time.Time
+			// The last packet the sender sent at least 300 ms before the
+			// mark that reached the receiver: under loss the very last
+			// one may not have, and a path is shown only as observed
+			// end to end.
+			var sent []rtpSeen
 			for _, s := range t.rtp {
 				if s.node == dir[0] && s.dir == overlay.Out && s.ssrc == ssrc && s.at.Before(before.Add(-300*time.Millisecond)) {
-					seq, sent = s.seq, s.at
+					sent = append(sent, s)
 				}
 			}
-			if sent.IsZero() {
-				continue
-			}
-			p := PathSample{Direction: dir[0] + " -> " + dir[1], Hops: []string{dir[0]}}
-			var seen []rtpSeen
-			for _, s := range t.rtp {
-				if s.ssrc == ssrc && s.seq == seq && s.dir == overlay.In && !s.at.Before(sent) && s.at.Sub(sent) < 2*time.Second {
-					seen = append(seen, s)
-				}
-			}
-			sort.Slice(seen, func(i, j int) bool { return seen[i].at.Before(seen[j].at) })
-			for _, s := range seen {
-				p.Hops = append(p.Hops, s.node)
-				if s.tunnelled {
-					p.Tunnelled = true
-				}
-				if s.node == dir[1] {
-					p.DelayMs = ms(s.at.Sub(sent))
+			for i := len(sent) - 1; i >= 0 && i >= len(sent)-100; i-- {
+				if p, ok := t.pathOf(sent[i], dir); ok {
+					out = append(out, p)
 					break
 				}
 			}
-			out = append(out, p)
 		}
 		return out
 	}
@@ -567,6 +574,30 @@ func (r *Result) paths(t *tracer, inviteAt time.Time) {
 		r.PathBefore = sample(r.Handovers[0].At)
 	}
 	r.PathAfter = sample(r.End.Add(-200 * time.Millisecond))
+}
+
+// pathOf follows one sent RTP packet through the nodes that saw it, and
+// reports false unless it reached dir's receiver.
+func (t *tracer) pathOf(sent rtpSeen, dir [2]string) (PathSample, bool) {
+	p := PathSample{Direction: dir[0] + " -> " + dir[1], Hops: []string{dir[0]}}
+	var seen []rtpSeen
+	for _, s := range t.rtp {
+		if s.ssrc == sent.ssrc && s.seq == sent.seq && s.dir == overlay.In && !s.at.Before(sent.at) && s.at.Sub(sent.at) < 2*time.Second {
+			seen = append(seen, s)
+		}
+	}
+	sort.Slice(seen, func(i, j int) bool { return seen[i].at.Before(seen[j].at) })
+	for _, s := range seen {
+		p.Hops = append(p.Hops, s.node)
+		if s.tunnelled {
+			p.Tunnelled = true
+		}
+		if s.node == dir[1] {
+			p.DelayMs = ms(s.at.Sub(sent.at))
+			return p, true
+		}
+	}
+	return p, false
 }
 
 // lanes orders the nodes for the sequence diagrams: MN1, its routers, the

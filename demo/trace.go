@@ -358,6 +358,19 @@ func (t *tracer) arrivals(node string, t0 time.Time) []Arrival {
 	return out
 }
 
+// departures lists when node sent its RTP packets, in seconds after t0.
+func (t *tracer) departures(node string, t0 time.Time) []float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []float64
+	for _, s := range t.rtp {
+		if s.node == node && s.dir == overlay.Out && s.at.After(t0) {
+			out = append(out, s.at.Sub(t0).Seconds())
+		}
+	}
+	return out
+}
+
 // firstSent returns when node first sent a SIP message called name after t0.
 func (t *tracer) firstSent(node, name string, t0 time.Time) time.Time {
 	t.mu.Lock()

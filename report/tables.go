@@ -18,6 +18,19 @@ import (
 type Report struct {
 	Params  Params         `json:"params"`
 	Results []*demo.Result `json:"results"`
+	// Claims are the paper's claims checked on the results, with the
+	// figures each verdict rests on (when both schemes ran).
+	Claims []demo.Claim `json:"claims,omitempty"`
+}
+
+// AllHold reports whether every claim checked holds.
+func (rep *Report) AllHold() bool {
+	for _, c := range rep.Claims {
+		if c.Verdict != demo.VerdictHolds {
+			return false
+		}
+	}
+	return true
 }
 
 // Params are the run's settings, repeated in every rendering so that a
@@ -51,7 +64,24 @@ func New(o demo.Options, rs []*demo.Result) *Report {
 	for _, r := range rs {
 		p.Schemes = append(p.Schemes, r.Scheme)
 	}
-	return &Report{Params: p, Results: rs}
+	return &Report{Params: p, Results: rs, Claims: CheckClaims(rs)}
+}
+
+// CheckClaims checks the paper's claims when rs has both schemes' results.
+func CheckClaims(rs []*demo.Result) []demo.Claim {
+	var std, ha2r *demo.Result
+	for _, r := range rs {
+		switch r.Scheme {
+		case "standard":
+			std = r
+		case "ha2r":
+			ha2r = r
+		}
+	}
+	if std == nil || ha2r == nil {
+		return nil
+	}
+	return demo.Claims(std, ha2r)
 }
 
 // Table is one section of the comparison: a row per figure, a column per
@@ -113,10 +143,10 @@ func (rep *Report) Tables() []Table {
 
 	start := Table{Title: "Session start", Columns: cols}
 	for i, mn := range []string{"MN1", "MN2"} {
-		start.add("INVITE to first media at "+mn, false, func(r *demo.Result) string { return msOrNone(r.InviteToMedia[i]) }, rs)
+		start.add("INVITE to first media at "+mn, false, func(r *demo.Result) string { return demo.MsOrNever(r.InviteToMedia[i]) }, rs)
 	}
 	for i, mn := range []string{"MN1", "MN2"} {
-		start.add("INVITE to first direct media at "+mn, false, func(r *demo.Result) string { return msOrNone(r.InviteToDirect[i]) }, rs)
+		start.add("INVITE to first direct media at "+mn, false, func(r *demo.Result) string { return demo.MsOrNever(r.InviteToDirect[i]) }, rs)
 	}
 	out = append(out, start)
 
@@ -150,15 +180,21 @@ func (rep *Report) Tables() []Table {
 			}
 			return r.Callee
 		}
-		media.add("at "+mn+": received / sent by peer", false, func(r *demo.Result) string {
+		// Loss against what the peer reported sending while this end
+		// listened (its RTCP), so "lost" is expected - received; the peer's
+		// own total also counts what it sent after this end hung up.
+		media.add("at "+mn+": received / expected", false, func(r *demo.Result) string {
+			return fmt.Sprintf("%d / %d", rep(r).PacketsReceived, rep(r).PacketsExpected)
+		}, rs)
+		media.add("lost", true, func(r *demo.Result) string {
+			return fmt.Sprintf("%d (%.2f%%)", rep(r).PacketsLost, rep(r).LossPercent)
+		}, rs)
+		media.add("sent by the peer in all", true, func(r *demo.Result) string {
 			other := r.Callee
 			if i == 1 {
 				other = r.Caller
 			}
-			return fmt.Sprintf("%d / %d", rep(r).PacketsReceived, other.PacketsSent)
-		}, rs)
-		media.add("lost", true, func(r *demo.Result) string {
-			return fmt.Sprintf("%d (%.2f%%)", rep(r).PacketsLost, rep(r).LossPercent)
+			return fmt.Sprint(other.PacketsSent)
 		}, rs)
 		media.add("jitter / longest gap", true, func(r *demo.Result) string {
 			return fmt.Sprintf("%.1f / %.1f ms", rep(r).JitterMs, rep(r).MaxGapMs)
@@ -180,27 +216,24 @@ func (rep *Report) Tables() []Table {
 						return pathString(p)
 					}
 				}
-				return "-"
+				return "not observed end to end"
 			}, rs)
 		}
 	}
 	out = append(out, path)
 
-	var std, ha2r *demo.Result
-	for _, r := range rs {
-		switch r.Scheme {
-		case "standard":
-			std = r
-		case "ha2r":
-			ha2r = r
-		}
-	}
-	if std != nil && ha2r != nil {
+	if len(rep.Claims) > 0 {
 		claims := Table{Title: "The paper's claims, checked on these figures", Columns: []string{"verdict"}}
-		for _, c := range demo.Claims(std, ha2r) {
-			v := "holds"
-			if !c.Holds {
+		for _, c := range rep.Claims {
+			v := c.Verdict
+			switch c.Verdict {
+			case demo.VerdictFails:
 				v = "DOES NOT HOLD: " + strings.Join(c.Why, "; ")
+			case demo.VerdictUnknown:
+				v = "CANNOT TELL: a sender sent nothing to judge by"
+			}
+			if len(c.Notes) > 0 {
+				v += " (" + strings.Join(c.Notes, "; ") + ")"
 			}
 			claims.Rows = append(claims.Rows, Row{Label: c.Claim, Cells: []string{v}})
 		}
@@ -234,13 +267,6 @@ func typesOf(rs []*demo.Result, phase string) []string {
 		return out[i] < out[j]
 	})
 	return out
-}
-
-func msOrNone(v float64) string {
-	if v < 0 {
-		return "never"
-	}
-	return fmt.Sprintf("%.1f ms", v)
 }
 
 func pathString(p demo.PathSample) string {

@@ -22,7 +22,8 @@ import (
 // prints the comparison (the README's main job).
 func cmdDemo(args []string) error {
 	o := demo.Defaults()
-	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--seed N] [--config FILE] [--out DIR] [--json]")
+	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--seed N] [--config FILE] [--out DIR] [--json]\n\n"+
+		"Exit status: 0 when every claim of the paper checked holds, 3 when one does not (or cannot be told),\n1 when the run itself failed, 2 for bad usage or a bad topology file.")
 	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml); it needs mobile nodes mn1 and mn2 with sip_uri")
 	scheme := fs.String("scheme", "both", "which scheme to run: standard (RFC 6275 with Return Routability), ha2r (the paper's), or both")
 	fs.IntVar(&o.Moves, "moves", o.Moves, "how many times MN1 moves during the call (through its access links in file order)")
@@ -115,7 +116,20 @@ func cmdDemo(args []string) error {
 	return emit(rep, *out, *asJSON)
 }
 
-// emit prints the comparison and writes the report directory.
+// errClaimFails is the exit status 3: the run worked, and one of the
+// paper's claims does not hold on its figures (or cannot be told).
+func errClaimFails(rep *report.Report) error {
+	var bad []string
+	for _, c := range rep.Claims {
+		if c.Verdict != demo.VerdictHolds {
+			bad = append(bad, fmt.Sprintf("%q %s", c.Claim, c.Verdict))
+		}
+	}
+	return &exitCode{3, fmt.Errorf("demo: on this run %s (the report has the figures)", strings.Join(bad, ", "))}
+}
+
+// emit prints the comparison and writes the report directory; a claim that
+// does not hold makes it return the exit status 3.
 func emit(rep *report.Report, out string, asJSON bool) error {
 	var err error
 	if asJSON {
@@ -131,6 +145,9 @@ func emit(rep *report.Report, out string, asJSON bool) error {
 	}
 	abs, _ := filepath.Abs(filepath.Join(out, "index.html"))
 	fmt.Fprintf(os.Stderr, "report written to %s\n", abs)
+	if !rep.AllHold() {
+		return errClaimFails(rep)
+	}
 	return nil
 }
 
@@ -195,6 +212,7 @@ func renderSaved(files []string, out string, asJSON bool) error {
 		rep.Results = append(rep.Results, one.Results...)
 		rep.Params.Schemes = append(rep.Params.Schemes, one.Params.Schemes...)
 	}
+	rep.Claims = report.CheckClaims(rep.Results) // the merged runs, checked together
 	return emit(rep, out, asJSON)
 }
 

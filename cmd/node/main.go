@@ -38,7 +38,8 @@ Usage:
                                                call setup and survival of a move as loss grows
 
 Run 'node COMMAND --help' for the flags of a command.
-Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file.
+Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file;
+node demo: 3 when one of the paper's claims does not hold on the run's figures.
 `
 
 func main() {

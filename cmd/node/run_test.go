@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/demo"
+	"github.com/ha2r/mip6testbed/report"
 )
 
 // Every node of a testbed started with the same --pcap writes its own
@@ -87,5 +91,56 @@ func TestInitAndPlaceholders(t *testing.T) {
 	}
 	if got := run([]string{"keygen"}); got != 0 {
 		t.Errorf("keygen exited %d", got)
+	}
+}
+
+// node demo's exit status follows the verdicts: 0 when every claim holds,
+// 3 when one does not (here, ha2r's call dies at the move).
+func TestDemoExitStatusFollowsVerdicts(t *testing.T) {
+	run1 := func(scheme string, setup int, mediaAfterMove bool) *demo.Result {
+		t0 := time.Unix(1000, 0)
+		r := &demo.Result{Scheme: scheme, InviteAt: t0, TeardownAt: t0.Add(6 * time.Second),
+			InviteToMedia: [2]float64{100, 100}, InviteToDirect: [2]float64{100, 100},
+			Handovers: []demo.Handover{{Link: "ar1p", At: t0.Add(2 * time.Second)}},
+			Phases:    []demo.PhaseSummary{{Phase: demo.PhaseSetup, Messages: setup}, {Phase: demo.PhaseTeardown, ByType: map[string]int{"SIP 200 BYE": 3}}}}
+		for i := range 2 {
+			for k := range 300 {
+				at := float64(k) * 0.02
+				r.Departures[1-i] = append(r.Departures[1-i], at)
+				if mediaAfterMove || at < 2 {
+					r.Arrivals[i] = append(r.Arrivals[i], demo.Arrival{T: at + 0.01})
+				}
+			}
+		}
+		return r
+	}
+	dir := t.TempDir()
+	save := func(name string, rs ...*demo.Result) string {
+		f := filepath.Join(dir, name)
+		b, err := json.Marshal(report.Report{Results: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	good := save("good.json", run1("standard", 26, true), run1("ha2r", 14, true))
+	bad := save("bad.json", run1("standard", 26, true), run1("ha2r", 14, false))
+	if got := run([]string{"demo", "--from", good, "--out", filepath.Join(dir, "g"), "--json"}); got != 0 {
+		t.Errorf("every claim holds: exit %d, want 0", got)
+	}
+	if got := run([]string{"demo", "--from", bad, "--out", filepath.Join(dir, "b"), "--json"}); got != 3 {
+		t.Errorf("a claim does not hold: exit %d, want 3", got)
+	}
+	// The verdicts, with their figures, are in the JSON report.
+	b, err := os.ReadFile(filepath.Join(dir, "b", "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Claims) != 3 || rep.Claims[2].Verdict != demo.VerdictFails || len(rep.Claims[2].Figures) == 0 {
+		t.Errorf("report.json claims %+v (%v); want three with the failed survival and its figures", rep.Claims, err)
 	}
 }
