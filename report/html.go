@@ -32,7 +32,10 @@ th{background:#eef1f5}td.sub{padding-left:22px;color:#444}
 <p class="note">Every figure below was measured in this run ({{.Params.At.Format "2006-01-02 15:04:05 UTC"}}), on {{.Params.Where}}:
 topology {{.Params.Topology}}, seed {{.Params.Seed}}, {{.Params.Moves}} move(s) of MN1,
 access delay {{.Params.AccessDelay}}, backbone delay {{.Params.BackboneDelay}}, added loss {{printf "%.1f" .Params.LossPercent}}%.
-MN1 calls MN2 through both home agents' SIP proxies, talks, moves, talks and hangs up.</p>
+MN1 calls MN2 through both home agents' SIP proxies, talks, moves, talks and hangs up.
+{{if .Params.Runs}}The tables summarise {{.Params.Runs}} runs with seeds {{.Params.Seed}} on: every figure that varied is shown as
+median [min-max] over the runs (and, from six runs on, the 95 % interval of the median); values that are not numbers list how many runs had each.
+The diagrams below are the first run's.{{end}}</p>
 {{range .Tables}}
 <h2>{{.Title}}</h2>
 <table><tr><th></th>{{range .Columns}}<th>{{.}}</th>{{end}}</tr>

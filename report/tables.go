@@ -21,16 +21,50 @@ type Report struct {
 	// Claims are the paper's claims checked on the results, with the
 	// figures each verdict rests on (when both schemes ran).
 	Claims []demo.Claim `json:"claims,omitempty"`
+	// Runs, for a repeated experiment (--runs N), are every run's results
+	// and claims, Results and Claims being the first's; Summary has every
+	// figure as median [min-max] over them.
+	Runs    []Run   `json:"runs,omitempty"`
+	Summary []Table `json:"summary,omitempty"`
 }
 
-// AllHold reports whether every claim checked holds.
+// Run is one of a repeated experiment's runs.
+type Run struct {
+	Seed    uint64         `json:"seed"`
+	Results []*demo.Result `json:"results"`
+	Claims  []demo.Claim   `json:"claims,omitempty"`
+}
+
+// AllHold reports whether every claim checked holds, in every run.
 func (rep *Report) AllHold() bool {
-	for _, c := range rep.Claims {
+	claims := rep.Claims
+	for _, r := range rep.Runs {
+		claims = append(claims, r.Claims...)
+	}
+	for _, c := range claims {
 		if c.Verdict != demo.VerdictHolds {
 			return false
 		}
 	}
 	return true
+}
+
+// NewRepeated wraps the results of the same experiment run with several
+// seeds (runs[i] with seed o.Seed+i).
+func NewRepeated(o demo.Options, runs [][]*demo.Result) *Report {
+	rep := New(o, runs[0])
+	if len(runs) < 2 {
+		return rep
+	}
+	rep.Params.Runs = len(runs)
+	var each [][]Table
+	for i, rs := range runs {
+		r := Run{Seed: o.Seed + uint64(i), Results: rs, Claims: CheckClaims(rs)}
+		rep.Runs = append(rep.Runs, r)
+		each = append(each, tablesOf(rs, r.Claims))
+	}
+	rep.Summary = mergeTables(each)
+	return rep
 }
 
 // Params are the run's settings, repeated in every rendering so that a
@@ -45,7 +79,9 @@ type Params struct {
 	BackboneDelay string    `json:"backbone_delay"`
 	LossPercent   float64   `json:"added_loss_percent"`
 	Seed          uint64    `json:"seed"`
-	At            time.Time `json:"at"`
+	// Runs is how many seeded runs the figures summarise (seeds Seed on).
+	Runs int       `json:"runs,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 // New wraps a run's results.
@@ -107,9 +143,16 @@ func (t *Table) add(label string, sub bool, cell func(r *demo.Result) string, rs
 	t.Rows = append(t.Rows, row)
 }
 
-// Tables builds the comparison.
+// Tables builds the comparison: of one run, or the summary of several.
 func (rep *Report) Tables() []Table {
-	rs := rep.Results
+	if len(rep.Summary) > 0 {
+		return rep.Summary
+	}
+	return tablesOf(rep.Results, rep.Claims)
+}
+
+// tablesOf builds one run's comparison.
+func tablesOf(rs []*demo.Result, claimed []demo.Claim) []Table {
 	cols := make([]string, len(rs))
 	for i, r := range rs {
 		cols[i] = r.Scheme
@@ -222,9 +265,9 @@ func (rep *Report) Tables() []Table {
 	}
 	out = append(out, path)
 
-	if len(rep.Claims) > 0 {
+	if len(claimed) > 0 {
 		claims := Table{Title: "The paper's claims, checked on these figures", Columns: []string{"verdict"}}
-		for _, c := range rep.Claims {
+		for _, c := range claimed {
 			v := c.Verdict
 			switch c.Verdict {
 			case demo.VerdictFails:
@@ -304,6 +347,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n", p.Where)
 	fmt.Fprintf(w, "Topology %s, seed %d, %d move(s); access delay %s, backbone delay %s, added loss %.1f%%\n",
 		p.Topology, p.Seed, p.Moves, p.AccessDelay, p.BackboneDelay, p.LossPercent)
+	if p.Runs > 1 {
+		fmt.Fprintf(w, "%d runs, seeds %d to %d: figures that varied as median [min-max] (from 6 runs on, with the median's 95%% interval)\n",
+			p.Runs, p.Seed, p.Seed+uint64(p.Runs)-1)
+	}
 	for _, t := range rep.Tables() {
 		width := []int{0}
 		for _, c := range t.Columns {

@@ -22,7 +22,7 @@ import (
 // prints the comparison (the README's main job).
 func cmdDemo(args []string) error {
 	o := demo.Defaults()
-	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--seed N] [--config FILE] [--out DIR] [--json]\n\n"+
+	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--seed N] [--runs N] [--config FILE] [--out DIR] [--json]\n\n"+
 		"Exit status: 0 when every claim of the paper checked holds, 3 when one does not (or cannot be told),\n1 when the run itself failed, 2 for bad usage or a bad topology file.")
 	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml); it needs mobile nodes mn1 and mn2 with sip_uri")
 	scheme := fs.String("scheme", "both", "which scheme to run: standard (RFC 6275 with Return Routability), ha2r (the paper's), or both")
@@ -34,6 +34,7 @@ func cmdDemo(args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the emulated losses and delays (same seed, same message counts)")
 	out := fs.String("out", "demo-report", "directory to write the report to (index.html, report.json, report.txt)")
 	asJSON := fs.Bool("json", false, "print the comparison as JSON instead of text")
+	runs := fs.Int("runs", 1, "run the experiment this many times, with seeds --seed, --seed+1, ...; every figure is then shown as median [min-max] (and from 6 runs on the median's 95 % interval)")
 	testbed := fs.String("testbed", "", "run one scheme (--scheme) on the running namespace testbed whose state directory this is, instead of in this process (scripts/testbed.sh demo)")
 	switchCmd := fs.String("switch", "", "with --testbed: the command that moves a host's underlay, given HOST LINK (scripts/testbed.sh switch)")
 	where := fs.String("where", "", "with --testbed: what the nodes run on, for the report")
@@ -54,6 +55,9 @@ func cmdDemo(args []string) error {
 		o.Schemes = []config.Scheme{config.Scheme(*scheme)}
 	default:
 		return usageErr("demo: --scheme %q: use standard, ha2r or both", *scheme)
+	}
+	if *runs < 1 || *runs > 100 || (*runs > 1 && *testbed != "") {
+		return usageErr("demo: --runs %d: use 1 to 100 (and 1 with --testbed)", *runs)
 	}
 	if o.Moves < 0 || o.Moves > 20 {
 		return usageErr("demo: --moves %d: use 0 to 20", o.Moves)
@@ -101,10 +105,22 @@ func cmdDemo(args []string) error {
 	if err != nil {
 		return err
 	}
+	all := [][]*demo.Result{rs}
+	for i := 1; i < *runs && ctx.Err() == nil; i++ {
+		oi := o
+		oi.Seed = o.Seed + uint64(i)
+		oi.Progress = nil
+		fmt.Fprintf(os.Stderr, "run %d of %d (seed %d)\n", i+1, *runs, oi.Seed)
+		more, err := demo.Run(ctx, oi)
+		if err != nil {
+			return fmt.Errorf("demo: run %d (seed %d): %w", i+1, oi.Seed, err)
+		}
+		all = append(all, more)
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("demo: interrupted")
 	}
-	rep := report.New(o, rs)
+	rep := report.NewRepeated(o, all)
 	if *where != "" {
 		rep.Params.Where = *where
 	}
