@@ -71,14 +71,14 @@ func NewRepeated(o demo.Options, runs [][]*demo.Result) *Report {
 // report says what produced it.
 type Params struct {
 	// Where says what the nodes ran on.
-	Where         string    `json:"where"`
-	Topology      string    `json:"topology"`
-	Schemes       []string  `json:"schemes"`
-	Moves         int       `json:"moves"`
-	AccessDelay   string    `json:"access_delay"`
-	BackboneDelay string    `json:"backbone_delay"`
-	LossPercent   float64   `json:"added_loss_percent"`
-	Seed          uint64    `json:"seed"`
+	Where         string   `json:"where"`
+	Topology      string   `json:"topology"`
+	Schemes       []string `json:"schemes"`
+	Moves         int      `json:"moves"`
+	AccessDelay   string   `json:"access_delay"`
+	BackboneDelay string   `json:"backbone_delay"`
+	LossPercent   float64  `json:"added_loss_percent"`
+	Seed          uint64   `json:"seed"`
 	// Runs is how many seeded runs the figures summarise (seeds Seed on).
 	Runs int       `json:"runs,omitempty"`
 	At   time.Time `json:"at"`
