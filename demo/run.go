@@ -32,7 +32,12 @@ type Options struct {
 	// AccessDelay and BackboneDelay, if not negative, replace the file's
 	// delays; Loss is added on every access link.
 	AccessDelay, BackboneDelay time.Duration
-	Loss                       float64
+	// HADelay, if not negative, is the one-way delay between MN1's and
+	// MN2's home agents; NeighbourDelay between the routers of MN1's start
+	// link and of its first move (the old-to-new access router distance,
+	// which the paper assumes small).
+	HADelay, NeighbourDelay time.Duration
+	Loss                    float64
 	Seed                       uint64
 	Progress                   io.Writer
 }
@@ -40,7 +45,8 @@ type Options struct {
 // Defaults returns the demo's standard options.
 func Defaults() Options {
 	return Options{Schemes: []config.Scheme{config.SchemeStandard, config.SchemeHA2R}, Before: 3 * time.Second,
-		Between: 3 * time.Second, After: 3 * time.Second, Moves: 1, AccessDelay: -1, BackboneDelay: -1, Seed: 1}
+		Between: 3 * time.Second, After: 3 * time.Second, Moves: 1, AccessDelay: -1, BackboneDelay: -1,
+		HADelay: -1, NeighbourDelay: -1, Seed: 1}
 }
 
 // Phases of a run.
@@ -170,6 +176,16 @@ func prepare(o Options, scheme config.Scheme) (*config.Topology, error) {
 	if o.BackboneDelay >= 0 {
 		topo.Backbone.Delay = o.BackboneDelay
 		topo.Backbone.Pairs = nil
+	}
+	// Later pairs override earlier ones.
+	if o.HADelay >= 0 && mn1.HomeAgent != mn2.HomeAgent {
+		topo.Backbone.Pairs = append(topo.Backbone.Pairs, config.Pair{From: []string{mn1.HomeAgent}, To: []string{mn2.HomeAgent}, Delay: o.HADelay})
+	}
+	if o.NeighbourDelay >= 0 {
+		if moves := moveLinks(mn1, 1); len(moves) > 0 && moves[0] != mn1.Start {
+			from, to := topo.LinkByName(mn1.Start).Router, topo.LinkByName(moves[0]).Router
+			topo.Backbone.Pairs = append(topo.Backbone.Pairs, config.Pair{From: []string{from}, To: []string{to}, Delay: o.NeighbourDelay})
+		}
 	}
 	return topo, nil
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/demo"
 	"github.com/ha2r/mip6testbed/report"
 )
@@ -49,12 +48,9 @@ func cmdDemo(args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("demo: unexpected argument %q (see node demo --help)", fs.Arg(0))
 	}
-	switch *scheme {
-	case "both":
-	case string(config.SchemeStandard), string(config.SchemeHA2R):
-		o.Schemes = []config.Scheme{config.Scheme(*scheme)}
-	default:
-		return usageErr("demo: --scheme %q: use standard, ha2r or both", *scheme)
+	var err error
+	if o.Schemes, err = parseSchemes("demo", *scheme); err != nil {
+		return err
 	}
 	if *runs < 1 || *runs > 100 || (*runs > 1 && *testbed != "") {
 		return usageErr("demo: --runs %d: use 1 to 100 (and 1 with --testbed)", *runs)
@@ -71,20 +67,14 @@ func cmdDemo(args []string) error {
 	}
 	o.Loss = *loss / 100
 	if *cfgPath != "" {
-		b, err := config.Read(*cfgPath)
-		if err != nil {
+		if o.Topology, o.Name, err = readTopology(*cfgPath); err != nil {
 			return err
 		}
-		if _, err := config.Parse(*cfgPath, b); err != nil {
-			return err
-		}
-		o.Topology, o.Name = b, *cfgPath
 	}
 	o.Progress = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var rs []*demo.Result
-	var err error
 	if *testbed != "" {
 		if o.Topology == nil {
 			// The topology the testbed runs.

@@ -20,10 +20,37 @@ import (
 
 // cmdSweep measures figures across a parameter range in this process.
 func cmdSweep(args []string) error {
-	if len(args) == 0 || args[0] != "calls" {
-		return usageErr("sweep: what to sweep? node sweep calls [--loss 0,5,10,20,30] ... (see node sweep calls --help)")
+	if len(args) > 0 && args[0] == "calls" {
+		return sweepCalls(args[1:])
 	}
-	return sweepCalls(args[1:])
+	return sweepGrid(args)
+}
+
+// parseSchemes reads a --scheme value: standard, ha2r or both.
+func parseSchemes(cmd, s string) ([]config.Scheme, error) {
+	switch s {
+	case "both":
+		return []config.Scheme{config.SchemeStandard, config.SchemeHA2R}, nil
+	case string(config.SchemeStandard), string(config.SchemeHA2R):
+		return []config.Scheme{config.Scheme(s)}, nil
+	}
+	return nil, usageErr("%s: --scheme %q: use standard, ha2r or both", cmd, s)
+}
+
+// readTopology reads and checks --config FILE for a command that runs the
+// topology in the lab; empty means the built-in fig4.
+func readTopology(path string) ([]byte, string, error) {
+	if path == "" {
+		return examples.Fig4, "fig4.yaml (built in)", nil
+	}
+	b, err := config.Read(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := config.Parse(path, b); err != nil {
+		return nil, "", err
+	}
+	return b, path, nil
 }
 
 // sweepCalls is "node sweep calls": call setup and survival of a move as
@@ -49,26 +76,15 @@ func sweepCalls(args []string) error {
 		}
 		o.Loss = append(o.Loss, v/100)
 	}
-	switch *scheme {
-	case "both":
-		o.Schemes = []config.Scheme{config.SchemeStandard, config.SchemeHA2R}
-	case string(config.SchemeStandard), string(config.SchemeHA2R):
-		o.Schemes = []config.Scheme{config.Scheme(*scheme)}
-	default:
-		return usageErr("sweep calls: --scheme %q: use standard, ha2r or both", *scheme)
+	var err error
+	if o.Schemes, err = parseSchemes("sweep calls", *scheme); err != nil {
+		return err
 	}
 	if *calls < 1 || *batchSize < 1 {
 		return usageErr("sweep calls: --calls and --batch must be at least 1")
 	}
-	if *cfgPath != "" {
-		b, err := config.Read(*cfgPath)
-		if err != nil {
-			return err
-		}
-		if _, err := config.Parse(*cfgPath, b); err != nil {
-			return err
-		}
-		o.Topology, o.TopologyName = b, *cfgPath
+	if o.Topology, o.TopologyName, err = readTopology(*cfgPath); err != nil {
+		return err
 	}
 	o.Progress = func(p sweep.CallPoint) {
 		fmt.Fprintf(os.Stderr, "%s at %.0f %% loss: %d of %d calls set up, %d survived the move\n",
