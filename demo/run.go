@@ -38,8 +38,8 @@ type Options struct {
 	// which the paper assumes small).
 	HADelay, NeighbourDelay time.Duration
 	Loss                    float64
-	Seed                       uint64
-	Progress                   io.Writer
+	Seed                    uint64
+	Progress                io.Writer
 }
 
 // Defaults returns the demo's standard options.
