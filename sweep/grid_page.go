@@ -35,6 +35,13 @@ func (g *GridReport) axis() string {
 	return fmt.Sprintf("%s (%s)", g.Param, g.Unit)
 }
 
+// crossoverMeaning says, for the metrics where ha2r starts lower, what it
+// means when the standard scheme's line is reached.
+var crossoverMeaning = map[string]string{
+	"signalling messages per call": "ha2r's cost per move (MN Authentication and re-REGISTER) outweighs its saving at session start",
+	"handover gap":                 "the detour through the old access router makes ha2r's handover gap longer than the standard scheme's",
+}
+
 // Plots draws every metric against the parameter, both schemes on each;
 // the messages plot marks where ha2r's count reaches the standard
 // scheme's, if it does in the range.
@@ -51,12 +58,14 @@ func (g *GridReport) Plots() []report.LinePlot {
 			}
 			p.Series = append(p.Series, s)
 		}
-		if m.Name == "signalling messages per call" {
+		// Where ha2r stops being the cheaper scheme, if it does here.
+		if meaning, ok := crossoverMeaning[m.Name]; ok {
 			if x, ok := Crossover(sums[config.SchemeHA2R], sums[config.SchemeStandard]); ok {
-				p.Mark, p.MarkLabel = &x, fmt.Sprintf("crossover at %s %s", strconv.FormatFloat(x, 'g', 3, 64), g.Unit)
-				p.Caption += fmt.Sprintf(" From %s %s on, ha2r's cost per move (MN Authentication and re-REGISTER) outweighs its saving at session start.", strconv.FormatFloat(x, 'g', 3, 64), g.Unit)
+				at := strconv.FormatFloat(x, 'g', 3, 64) + " " + g.Unit
+				p.Mark, p.MarkLabel = &x, "crossover at "+at
+				p.Caption += fmt.Sprintf(" From %s on, %s.", at, meaning)
 			} else if len(sums[config.SchemeHA2R]) > 0 && len(sums[config.SchemeStandard]) > 0 {
-				p.Caption += " No crossover in this range: one scheme needs fewer messages throughout."
+				p.Caption += " No crossover in this range."
 			}
 		}
 		out = append(out, p)
