@@ -73,13 +73,18 @@ func (g *GridReport) Plots() []report.LinePlot {
 	return out
 }
 
-// WriteDir writes the sweep as sweep.csv (a row per sample), sweep.json
-// and index.html (the plots as inline SVG, no external assets).
+// WriteDir writes the sweep as sweep.csv (a row per sample), sweep.json,
+// index.html (the plots as inline SVG, no external assets) and each plot
+// as an SVG file of its own (handover-gap.svg ...), to embed elsewhere.
 func (g *GridReport) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, write := range map[string]func(io.Writer) error{"sweep.csv": g.WriteCSV, "sweep.json": g.WriteJSON, "index.html": g.WriteHTML} {
+	files := map[string]func(io.Writer) error{"sweep.csv": g.WriteCSV, "sweep.json": g.WriteJSON, "index.html": g.WriteHTML}
+	for i, p := range g.Plots() {
+		files[fileName(Metrics[i].Name)+".svg"] = func(w io.Writer) error { _, err := io.WriteString(w, p.SVG()); return err }
+	}
+	for name, write := range files {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return err
@@ -167,4 +172,10 @@ func joinSchemes(ss []config.Scheme) string {
 		s[i] = string(v)
 	}
 	return strings.Join(s, ", ")
+}
+
+// fileName turns a metric's name into a file name: "handover gap" is
+// handover-gap.
+func fileName(name string) string {
+	return strings.Join(strings.Fields(strings.ToLower(name)), "-")
 }

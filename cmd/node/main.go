@@ -34,8 +34,13 @@ Usage:
                                                stdin/stdout: arecord ... | node call ... | aplay)
   node sip-proxy --listen [ADDR]:PORT --domain DOMAIN
                                                the SIP proxy/registrar alone, on this host's sockets
+  node sweep --vary NAME=FROM..TO[/STEP] [--runs 3]
+                                               the demo over a parameter's range, both schemes:
+                                               CSV, JSON and SVG plots
   node sweep calls [--loss 0,5,10,20,30] [--calls 50]
                                                call setup and survival of a move as loss grows
+  node population [--mns 200] [--duration 60s] many mobile nodes moving and calling at random:
+                                               signalling load at each router, call quality
 
 Run 'node COMMAND --help' for the flags of a command.
 Exit status: 0 success, 1 failure at run time, 2 bad usage or a bad topology file;
@@ -82,6 +87,8 @@ func run(args []string) int {
 		err = cmdSIPProxy(args[1:])
 	case args[0] == "sweep":
 		err = cmdSweep(args[1:])
+	case args[0] == "population":
+		err = cmdPopulation(args[1:])
 	case args[0] == "init":
 		err = cmdInit(args[1:])
 	case args[0] == "keygen":
