@@ -8,8 +8,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,6 +104,10 @@ type Result struct {
 	// heap at the end, every node still up.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	HeapMB     float64 `json:"heap_mb"`
+	// RSSMB is the process's resident memory at the end (Linux; 0
+	// elsewhere): the heap counts receive buffers the kernel never had to
+	// back, this does not.
+	RSSMB float64 `json:"rss_mb"`
 }
 
 // RouterLoad is one router's signalling over the pattern.
@@ -210,6 +216,7 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (Result, er
 	runtime.GC() // the live heap, not what awaits collection
 	runtime.ReadMemStats(&ms)
 	res.HeapMB = float64(ms.HeapAlloc) / (1 << 20)
+	res.RSSMB = residentMB()
 	return res, nil
 }
 
@@ -409,4 +416,19 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// residentMB reads the process's resident set size from /proc (Linux).
+func residentMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -63,8 +63,8 @@ func writePopulation(out io.Writer, rs []population.Result) {
 		fmt.Fprintf(w, "  moves %d (%d did not attach in 10 s); calls %d, set up %d\n", r.Moves, r.MovesFailed, r.Calls, r.CallsSetUp)
 		fmt.Fprintf(w, "  call quality, both ends (p5 / p50 / p95): MOS %.2f / %.2f / %.2f, loss %.2f / %.2f / %.2f %%\n",
 			r.MOS[0], r.MOS[1], r.MOS[2], r.LossPercent[0], r.LossPercent[1], r.LossPercent[2])
-		fmt.Fprintf(w, "  process: %.1f CPU seconds over the pattern (%.0f %% of one core), Go heap %.0f MB\n", r.CPUSeconds,
-			100*r.CPUSeconds/r.Duration.Seconds(), r.HeapMB)
+		fmt.Fprintf(w, "  process: %.1f CPU seconds over the pattern (%.0f %% of one core); resident memory %.0f MB (Go heap %.0f MB, mostly receive buffers never touched)\n",
+			r.CPUSeconds, 100*r.CPUSeconds/r.Duration.Seconds(), r.RSSMB, r.HeapMB)
 		fmt.Fprintf(w, "\n  ROUTER\tROLE\tMH MSG/S\tMH BYTES/S\tSIP REQ/S\tBINDINGS / ANCHORS\n")
 		for _, l := range r.Loads {
 			fmt.Fprintf(w, "  %s\t%s\t%.1f\t%.0f\t%.1f\t%d\n", l.Name, l.Role, l.MHPerSec, l.MHBytesPerSec, l.SIPPerSec, l.Held)
