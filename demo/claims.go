@@ -27,10 +27,11 @@ const (
 	VerdictUnknown = "cannot tell"
 )
 
-// survivalRatio is the share of what the peer sent after a move that must
-// arrive for the call to count as surviving it; overloadRatio is how far a
-// sender may fall behind its 20 ms clock before the run says the machine
-// was overloaded.
+// survivalRatio is the share of the delivery before the moves (what
+// arrived of what the peer sent) that must hold after each move for the
+// call to count as surviving it, so that a lossy path is judged against
+// itself; overloadRatio is how far a sender may fall behind its 20 ms
+// clock before the run says the machine was overloaded.
 const (
 	survivalRatio = 0.8
 	overloadRatio = 0.9
@@ -105,11 +106,12 @@ type survivalCheck struct {
 
 // survival judges whether the call survived its handovers by ratios, not
 // absolute counts, so that a machine too busy to send at full rate is not
-// taken for a broken path: from a second after each move to the BYE, each
-// way, the receiver must get survivalRatio of what the sender actually
-// sent then. A sender that fell behind its own 20 ms clock is noted as an
-// overloaded machine; one that sent nothing at all leaves the verdict
-// unknown. The BYE must be answered.
+// taken for a broken path, nor a lossy one for a broken call: from a
+// second after each move to the next (or the BYE), each way, the share of
+// what the sender actually sent that arrived must be at least
+// survivalRatio of the share before the first move. A sender that fell
+// behind its own 20 ms clock is noted as an overloaded machine; one that
+// sent nothing at all leaves the verdict unknown. The BYE must be answered.
 func (r *Result) survival() survivalCheck {
 	var c survivalCheck
 	if len(r.Handovers) == 0 {
@@ -117,6 +119,36 @@ func (r *Result) survival() survivalCheck {
 		return c
 	}
 	names := [2]string{"MN1", "MN2"}
+	// delivered counts, one way, what arrived and what was sent in (from, until).
+	delivered := func(rx int, from, until float64) (received, sent int) {
+		for _, a := range r.Arrivals[rx] {
+			if a.T > from && a.T < until {
+				received++
+			}
+		}
+		for _, t := range r.Departures[1-rx] {
+			if t > from && t < until {
+				sent++
+			}
+		}
+		return received, sent
+	}
+	// The baseline: from the first media to the first move.
+	var base [2]float64
+	first := r.Handovers[0].At.Sub(r.InviteAt).Seconds()
+	for rx := range 2 {
+		start := first
+		if len(r.Arrivals[rx]) > 0 {
+			start = r.Arrivals[rx][0].T - 0.001
+		}
+		rcv, snt := delivered(rx, start, first)
+		base[rx] = 1
+		if snt > 0 {
+			base[rx] = min(1, float64(rcv)/float64(snt))
+		}
+		c.figures = append(c.figures, fmt.Sprintf("%s, before the move: %s received %d of the %d packets %s sent (%s)",
+			r.Scheme, names[rx], rcv, snt, names[1-rx], percent(rcv, snt)))
+	}
 	for k, h := range r.Handovers {
 		from := h.At.Sub(r.InviteAt).Seconds() + 1
 		until := r.TeardownAt.Sub(r.InviteAt).Seconds()
@@ -125,18 +157,7 @@ func (r *Result) survival() survivalCheck {
 		}
 		for rx := range 2 {
 			tx := 1 - rx
-			received := 0
-			for _, a := range r.Arrivals[rx] {
-				if a.T > from && a.T < until {
-					received++
-				}
-			}
-			sent := 0
-			for _, t := range r.Departures[tx] {
-				if t > from && t < until {
-					sent++
-				}
-			}
+			received, sent := delivered(rx, from, until)
 			clock := int((until - from) * 1000 / 20)
 			c.figures = append(c.figures, fmt.Sprintf("%s, after the move to %s: %s received %d of the %d packets %s sent (%s)",
 				r.Scheme, h.Link, names[rx], received, sent, names[tx], percent(received, sent)))
@@ -146,9 +167,9 @@ func (r *Result) survival() survivalCheck {
 			switch {
 			case sent == 0:
 				c.unknown = true
-			case float64(received) < survivalRatio*float64(sent):
-				c.why = append(c.why, fmt.Sprintf("%s: %s received %d of the %d packets %s sent from 1 s after the move to %s (%s, want %.0f%% or more)",
-					r.Scheme, names[rx], received, sent, names[tx], h.Link, percent(received, sent), 100*survivalRatio))
+			case float64(received) < survivalRatio*base[rx]*float64(sent):
+				c.why = append(c.why, fmt.Sprintf("%s: %s received %d of the %d packets %s sent from 1 s after the move to %s (%s; before the move %.0f%%, want %.0f%% of that or more)",
+					r.Scheme, names[rx], received, sent, names[tx], h.Link, percent(received, sent), 100*base[rx], 100*survivalRatio))
 			}
 		}
 	}

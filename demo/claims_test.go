@@ -98,6 +98,34 @@ func TestGapAroundStopsAtNextMove(t *testing.T) {
 	}
 }
 
+// A lossy path is judged against itself: 60 % delivered before and after
+// the move holds; 60 % before and 20 % after does not.
+func TestSurvivalAgainstTheDeliveryBefore(t *testing.T) {
+	lossy := func(after int) *Result {
+		r := fakeRun("ha2r", []string{"INVITE"}, 100, true)
+		for i := range 2 {
+			r.Arrivals[i] = nil
+			for k, t := range r.Departures[1-i] {
+				keep := k%5 < 3 // 60 %
+				if t > 2 {
+					keep = k%5 < after
+				}
+				if keep {
+					r.Arrivals[i] = append(r.Arrivals[i], Arrival{T: t + 0.01})
+				}
+			}
+		}
+		return r
+	}
+	std := fakeRun("standard", nil, 300, true)
+	if c := Claims(std, lossy(3))[2]; c.Verdict != VerdictHolds {
+		t.Errorf("60 %% before and after: %+v", c)
+	}
+	if c := Claims(std, lossy(1))[2]; c.Verdict != VerdictFails {
+		t.Errorf("60 %% before, 20 %% after: %+v", c)
+	}
+}
+
 // CPU starvation is flagged, not turned into a failed verdict: a sender
 // that fell behind its clock but whose packets all arrived holds, with a
 // note; one that sent nothing at all leaves the verdict unknown; a path
@@ -114,7 +142,7 @@ func TestSurvivalVerdictUnderStarvation(t *testing.T) {
 	}
 	broken := fakeRun("ha2r", nil, 100, false)
 	c = Claims(std, broken)[2]
-	if c.Verdict != VerdictFails || len(c.Notes) != 0 || len(c.Figures) != 4 || !strings.Contains(c.Why[0], "received 0 of the") {
+	if c.Verdict != VerdictFails || len(c.Notes) != 0 || len(c.Figures) != 8 || !strings.Contains(c.Why[0], "received 0 of the") {
 		t.Errorf("broken path: %+v; want does not hold, with figures and no overload note", c)
 	}
 }
