@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -78,10 +79,20 @@ func ReadFrame(r io.Reader) (byte, []byte, error) {
 	return hdr[0], p, err
 }
 
+// MaxRequest bounds a request's JSON; RequestTimeout is how long a client
+// may take to send it. A request beyond either is refused with a fixed
+// message that echoes nothing of what was sent.
+const (
+	MaxRequest     = 64 << 10
+	RequestTimeout = 5 * time.Second
+)
+
 // Server serves a node's commands on a unix socket.
 type Server struct {
 	path string
 	ln   net.Listener
+	// timeout is RequestTimeout (tests shorten it).
+	timeout time.Duration
 
 	mu       sync.Mutex
 	handlers map[string]Handler
@@ -116,7 +127,7 @@ func Listen(path string) (*Server, error) {
 		return nil, fmt.Errorf("control: listening on %s: %w", path, err)
 	}
 	os.Chmod(path, 0o600)
-	return &Server{path: path, ln: ln, handlers: map[string]Handler{}, streams: map[string]StreamHandler{}}, nil
+	return &Server{path: path, ln: ln, timeout: RequestTimeout, handlers: map[string]Handler{}, streams: map[string]StreamHandler{}}, nil
 }
 
 // Path returns the socket path.
@@ -154,10 +165,12 @@ func (s *Server) Serve(ctx context.Context) {
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	var req Request
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	dec := json.NewDecoder(c)
+	c.SetReadDeadline(time.Now().Add(s.timeout))
+	// The limit bounds the request only: what a streaming command reads
+	// after it comes from the connection itself.
+	dec := json.NewDecoder(io.LimitReader(c, MaxRequest))
 	if err := dec.Decode(&req); err != nil {
-		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
+		json.NewEncoder(c).Encode(Response{Error: fmt.Sprintf("bad request: not one JSON request of at most %d KiB sent within %v", MaxRequest>>10, s.timeout)})
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -184,7 +197,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		json.NewEncoder(c).Encode(Response{Error: fmt.Sprintf("unknown command %q (this node knows: %s)", req.Cmd, strings.Join(names, ", "))})
+		sort.Strings(names)
+		json.NewEncoder(c).Encode(Response{Error: "unknown command (this node knows: " + strings.Join(names, ", ") + ")"})
 		return
 	}
 	data, err := h(ctx, req.Args)
