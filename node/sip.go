@@ -92,7 +92,7 @@ func (n *Node) startSIP() error {
 		others := SIPDomains(t)
 		delete(others, strings.ToLower(nc.SIPDomain))
 		p, err := softphone.NewProxy(softphone.ProxyConfig{Domain: strings.ToLower(nc.SIPDomain), Addr: nc.Address, Net: n.network(),
-			Domains: others, Users: users, State: n.store("registrar"), Metrics: n.Metrics, Log: n.Log})
+			Domains: others, Users: users, Overlay: t.AllPrefixes(), State: n.store("registrar"), Metrics: n.Metrics, Log: n.Log})
 		if err != nil {
 			return fmt.Errorf("node %s: SIP proxy: %w", nc.Name, err)
 		}
@@ -234,7 +234,9 @@ type SIPStatus struct {
 	// A host's phone: its address of record, registration and calls.
 	AOR          string                        `json:"aor,omitempty"`
 	Registration *softphone.RegistrationStatus `json:"registration,omitempty"`
-	Calls        []softphone.Report            `json:"calls,omitempty"`
+	// Refused counts datagrams from neither the proxy nor a call's peer.
+	Refused uint64             `json:"refused_datagrams,omitempty"`
+	Calls   []softphone.Report `json:"calls,omitempty"`
 	// A home agent's registrar: contacts by address of record.
 	Domain        string              `json:"domain,omitempty"`
 	Registrations map[string][]string `json:"registrations,omitempty"`
@@ -244,7 +246,7 @@ func (n *Node) sipStatus() *SIPStatus {
 	switch {
 	case n.SIP.Phone != nil:
 		reg := n.SIP.Phone.Registration()
-		s := &SIPStatus{AOR: n.Cfg.SIPURI, Registration: &reg}
+		s := &SIPStatus{AOR: n.Cfg.SIPURI, Registration: &reg, Refused: n.SIP.Phone.Refused()}
 		for _, c := range n.SIP.Phone.Calls() {
 			s.Calls = append(s.Calls, c.Report())
 		}

@@ -64,7 +64,10 @@ type PhoneConfig struct {
 	// OnRegister, if set, is told of every REGISTER's outcome (err nil:
 	// registered).
 	OnRegister func(contact netip.Addr, err error)
-	Log        *slog.Logger
+	// AcceptDirect takes SIP from anyone; by default the phone takes it
+	// only from its proxy and, within a call, from its peer.
+	AcceptDirect bool
+	Log          *slog.Logger
 }
 
 // Phone is a SIP user agent with G.711 media.
@@ -92,8 +95,13 @@ type Phone struct {
 	nextPort   int
 	closed     bool
 
-	rings atomic.Int32 // incoming calls ringing, not answered yet
+	rings   atomic.Int32  // incoming calls ringing, not answered yet
+	refused atomic.Uint64 // datagrams from neither the proxy nor a peer
 }
+
+// Refused counts SIP datagrams the phone dropped for coming from neither
+// its proxy nor the peer of one of its calls.
+func (p *Phone) Refused() uint64 { return p.refused.Load() }
 
 // NewPhone starts a phone listening on [::]:Port of its network.
 func NewPhone(cfg PhoneConfig) (*Phone, error) {
@@ -118,7 +126,13 @@ func NewPhone(cfg PhoneConfig) (*Phone, error) {
 	var p *Phone
 	// A 2xx that arrives after its INVITE transaction ended means our ACK
 	// was lost: the UAC core acknowledges every 2xx (RFC 3261 13.2.2.4).
-	ua, err := newUA(cfg.AOR.User, cfg.AOR.Host, cfg.Log, sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+	filter := func(info sip.TransportReadProps, data []byte) ([]byte, error) {
+		if p == nil {
+			return nil, nil // not started yet
+		}
+		return p.acceptFilter(info, data)
+	}
+	ua, err := newUA(cfg.AOR.User, cfg.AOR.Host, cfg.Log, filter, sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
 		if p != nil {
 			p.strayResponse(r)
 		}
@@ -528,10 +542,16 @@ var errNoDNS = errors.New("softphone: SIP names are never looked up in DNS: addr
 var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDNS }}
 
 // newUA makes a sipgo user agent whose layers log to log (not to the
-// process-wide default) and that never asks DNS.
-func newUA(name, host string, log *slog.Logger, txOpts ...sip.TransactionLayerOption) (*sipgo.UserAgent, error) {
+// process-wide default, and malformed datagrams summed up, not each with
+// its payload), that never asks DNS, and whose transport drops what filter
+// refuses (nil: nothing).
+func newUA(name, host string, log *slog.Logger, filter sip.TransportReadFilter, txOpts ...sip.TransactionLayerOption) (*sipgo.UserAgent, error) {
+	tlOpts := []sip.TransportLayerOption{sip.WithTransportLayerLogger(quietMalformed(log))}
+	if filter != nil {
+		tlOpts = append(tlOpts, sip.WithTransportLayerReadFilter(filter))
+	}
 	return sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname(host), sipgo.WithUserAgentDNSResolver(noDNS),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransportLayerOptions(tlOpts...),
 		sipgo.WithUserAgentTransactionLayerOptions(append(txOpts, sip.WithTransactionLayerLogger(log))...))
 }
 

@@ -36,6 +36,10 @@ type ProxyConfig struct {
 	// TransactionTimeout ends a forwarded request without a final
 	// answer with 408 Request Timeout (default 32 s, Timer B).
 	TransactionTimeout time.Duration
+	// Overlay, when set, are the only prefixes the proxy sends requests
+	// to and accepts Contacts in: never loopback, the underlay or any
+	// other address a hostile REGISTER or Request-URI names.
+	Overlay []netip.Prefix
 	// State keeps the registrations across a restart (nil: none kept), so
 	// that a restarted proxy still knows where its users are.
 	State   state.Store
@@ -91,7 +95,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	var p *Proxy
 	// 2xx retransmissions arrive after the client transaction ended (RFC
 	// 3261 17.1.1.2): a proxy forwards them upstream statelessly.
-	ua, err := newUA("mip6-proxy", cfg.Domain, cfg.Log, sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+	ua, err := newUA("mip6-proxy", cfg.Domain, cfg.Log, nil, sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
 		if p != nil {
 			p.relayStray(r)
 		}
@@ -265,6 +269,12 @@ func (p *Proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 			bindings = nil
 			continue
 		}
+		if !p.reachable(ch.Address.Host) {
+			p.mu.Unlock()
+			p.m.Add("sip.proxy.refused.contact", 1)
+			p.reply(tx, req, 403, "Forbidden (a Contact must be an address inside the overlay)")
+			return
+		}
 		exp := defExp
 		if v, ok := ch.Params.Get("expires"); ok {
 			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
@@ -322,6 +332,9 @@ func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) 
 		req.RemoveHeader("Route") // the topmost one
 	}
 	if r := req.Route(); r != nil && !p.isSelf(r.Address) {
+		if !p.reachable(r.Address.Host) && !p.isDomainProxy(r.Address) {
+			return "", 403, "Forbidden (a Route outside the overlay)"
+		}
 		return r.Address.HostPort(), 0, ""
 	}
 	u := req.Recipient
@@ -338,7 +351,7 @@ func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) 
 		}
 		c := contacts[len(contacts)-1] // the most recent registration
 		a, err := netip.ParseAddr(strings.Trim(c.Host, "[]"))
-		if err != nil {
+		if err != nil || !p.reachable(c.Host) {
 			// A registration by name would send the request to DNS; the
 			// proxy routes its own users only to addresses they registered.
 			return "", 480, "Temporarily Unavailable"
@@ -361,10 +374,48 @@ func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) 
 			if netip.AddrPortFrom(a, uint16(port)).String() == p.self {
 				return "", 404, "Not Found"
 			}
+			if !p.reachable(u.Host) {
+				return "", 403, "Forbidden (an address outside the overlay)"
+			}
 			return netip.AddrPortFrom(a, uint16(port)).String(), 0, ""
 		}
 	}
 	return "", 404, "Not Found"
+}
+
+// reachable reports whether the proxy may send to host: an address inside
+// the overlay's prefixes (any address when none are configured, as for a
+// stand-alone proxy).
+func (p *Proxy) reachable(host string) bool {
+	if len(p.cfg.Overlay) == 0 {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, pf := range p.cfg.Overlay {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// isDomainProxy reports whether u is the proxy of a domain the topology
+// names.
+func (p *Proxy) isDomainProxy(u sip.Uri) bool {
+	a, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil {
+		return false
+	}
+	for _, ap := range p.cfg.Domains {
+		if ap.Addr() == a.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Proxy) isSelf(u sip.Uri) bool {
