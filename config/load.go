@@ -246,6 +246,7 @@ func (d *decoder) node(f field) *Node {
 	n.Start = d.str(m, "start")
 	n.SIPURI = d.str(m, "sip_uri")
 	n.AutoAnswer = d.boolean(m, "auto_answer", true)
+	_, n.AutoAnswerSet = m["auto_answer"]
 	n.AutoAttach = d.boolean(m, "auto_attach", true)
 	n.WatchUnderlay = d.boolean(m, "watch_underlay", true)
 	n.StaticAddr = d.addr6(m, "static_address")

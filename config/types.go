@@ -114,14 +114,17 @@ type Node struct {
 	ServedLink []*Link        // links whose router this is, in file order
 
 	// Hosts.
-	Access        []Access // links a host may attach to
-	Start         string   // the link a host attaches to first
-	HomeAgent     string
-	HomeAddress   netip.Addr
-	SIPURI        string
-	Scheme        Scheme // mobile node's scheme (default: the topology's)
-	MNHAKey       Key
-	AutoAnswer    bool
+	Access      []Access // links a host may attach to
+	Start       string   // the link a host attaches to first
+	HomeAgent   string
+	HomeAddress netip.Addr
+	SIPURI      string
+	Scheme      Scheme // mobile node's scheme (default: the topology's)
+	MNHAKey     Key
+	AutoAnswer  bool
+	// AutoAnswerSet says the file set auto_answer; `node run` answers by
+	// itself only then (the lab and the demo default to answering).
+	AutoAnswerSet bool
 	AutoAttach    bool // attach to the start link at boot (default true)
 	StaticAddr    netip.Addr
 	WatchUnderlay bool

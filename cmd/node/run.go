@@ -101,6 +101,7 @@ func cmdRun(args []string, mode string) error {
 		return &config.Error{File: topo.File, Line: nc.Line, Field: "role",
 			Msg: fmt.Sprintf("node %s is a %s in this file, not a %s; fix --role or the file", nc.Name, nc.Role, *role)}
 	}
+	runDefaults(nc)
 	switch *scheme {
 	case "":
 	case string(config.SchemeStandard), string(config.SchemeHA2R):
@@ -193,4 +194,14 @@ func capturePath(arg, name string) (string, error) {
 		return filepath.Join(arg, name+".pcap"), nil
 	}
 	return arg, nil
+}
+
+// runDefaults applies what differs for a real node from the lab: outside
+// it a phone rings until someone answers it (node call from the other
+// end, or a person), unless the file says auto_answer: true; a node that
+// answers anyone by itself is an open microphone.
+func runDefaults(nc *config.Node) {
+	if !nc.AutoAnswerSet {
+		nc.AutoAnswer = false
+	}
 }

@@ -144,3 +144,21 @@ func TestDemoExitStatusFollowsVerdicts(t *testing.T) {
 		t.Errorf("report.json claims %+v (%v); want three with the failed survival and its figures", rep.Claims, err)
 	}
 }
+
+// node run answers calls by itself only when the file says so; the lab
+// (config's default) answers.
+func TestRunDoesNotAutoAnswerByDefault(t *testing.T) {
+	topo, err := config.Load("../../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mn1, mn2 := topo.NodeByName("mn1"), topo.NodeByName("mn2")
+	if !mn1.AutoAnswer {
+		t.Fatal("the lab's default is to answer")
+	}
+	runDefaults(mn1)
+	runDefaults(mn2)
+	if mn1.AutoAnswer || !mn2.AutoAnswer {
+		t.Errorf("node run: mn1 (unset) answers %v, mn2 (auto_answer: true) answers %v", mn1.AutoAnswer, mn2.AutoAnswer)
+	}
+}
