@@ -84,15 +84,19 @@ func (n *Node) startSIP() error {
 	switch {
 	case nc.Role == config.RoleHA && nc.SIPDomain != "" && n.Dev != nil:
 		var users []string
+		passwords := map[string]string{}
 		for _, h := range t.Nodes {
 			if u, err := parseAOR(h.SIPURI); err == nil && h.SIPURI != "" && strings.EqualFold(u.Host, nc.SIPDomain) {
 				users = append(users, u.User)
+				if pw := sipPassword(t, h); pw != "" {
+					passwords[u.User] = pw
+				}
 			}
 		}
 		others := SIPDomains(t)
 		delete(others, strings.ToLower(nc.SIPDomain))
 		p, err := softphone.NewProxy(softphone.ProxyConfig{Domain: strings.ToLower(nc.SIPDomain), Addr: nc.Address, Net: n.network(),
-			Domains: others, Users: users, Overlay: t.AllPrefixes(), State: n.store("registrar"), Metrics: n.Metrics, Log: n.Log})
+			Domains: others, Users: users, Passwords: passwords, Overlay: t.AllPrefixes(), State: n.store("registrar"), Metrics: n.Metrics, Log: n.Log})
 		if err != nil {
 			return fmt.Errorf("node %s: SIP proxy: %w", nc.Name, err)
 		}
@@ -108,7 +112,7 @@ func (n *Node) startSIP() error {
 			return fmt.Errorf("node %s: no home agent serves SIP domain %q (set sip_domain on one)", nc.Name, aor.Host)
 		}
 		ph, err := softphone.NewPhone(softphone.PhoneConfig{AOR: aor, Proxy: proxy, Net: n.network(), Contact: n.sipContact,
-			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, Log: n.Log, OnCall: n.onCall,
+			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, Log: n.Log, OnCall: n.onCall, Password: sipPassword(t, nc),
 			OnRegister: func(_ netip.Addr, err error) {
 				if err != nil {
 					n.Metrics.Add("sip.register_failed", 1)
@@ -255,4 +259,20 @@ func (n *Node) sipStatus() *SIPStatus {
 		return &SIPStatus{Domain: n.Cfg.SIPDomain, Registrations: n.SIP.Proxy.Registrations()}
 	}
 	return nil
+}
+
+// sipPassword is a SIP user's digest password, derived from a secret the
+// topology already has for it: a mobile node's MN-HA key, else the
+// topology's ha2r_key_seed; "" when there is neither (the registrar then
+// refuses the user).
+func sipPassword(t *config.Topology, n *config.Node) string {
+	switch {
+	case n.SIPURI == "":
+		return ""
+	case len(n.MNHAKey.Secret) > 0:
+		return softphone.SIPPassword(n.MNHAKey.Secret, strings.TrimPrefix(n.SIPURI, "sip:"))
+	case len(t.HA2RKeySeed) > 0:
+		return softphone.SIPPassword(t.HA2RKeySeed, strings.TrimPrefix(n.SIPURI, "sip:"))
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 )
 
 // Network opens UDP sockets on a node's addresses: the userspace stack's in
@@ -67,7 +68,9 @@ type PhoneConfig struct {
 	// AcceptDirect takes SIP from anyone; by default the phone takes it
 	// only from its proxy and, within a call, from its peer.
 	AcceptDirect bool
-	Log          *slog.Logger
+	// Password answers the registrar's digest challenges (user: AOR's).
+	Password string
+	Log      *slog.Logger
 }
 
 // Phone is a SIP user agent with G.711 media.
@@ -91,9 +94,13 @@ type Phone struct {
 	regExpires time.Time
 	regFails   int // REGISTERs failed in a row
 	regErr     error
-	calls      map[string]*Call
-	nextPort   int
-	closed     bool
+	// The registrar's last digest challenge and the nonce count used with
+	// it, for refreshes that need no new challenge.
+	regChallenge *digest.Challenge
+	regNC        int
+	calls        map[string]*Call
+	nextPort     int
+	closed       bool
 
 	rings   atomic.Int32  // incoming calls ringing, not answered yet
 	refused atomic.Uint64 // datagrams from neither the proxy nor a peer
@@ -273,7 +280,21 @@ func (p *Phone) registerLocked(ctx context.Context) error {
 	exp := sip.ExpiresHeader(p.cfg.RegisterExpiry / time.Second)
 	req.AppendHeader(&exp)
 	req.SetDestination(p.cfg.Proxy.String())
+	if p.cfg.Password != "" {
+		p.authorize(req)
+	}
 	res, err := cli.Do(ctx, req)
+	if err == nil && res.StatusCode == 401 && p.cfg.Password != "" {
+		// A first registration, a stale nonce, or a restarted registrar:
+		// answer the challenge, and keep it for the refreshes.
+		p.learnChallenge(res)
+		req.RemoveHeader("Authorization")
+		res, err = cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.AOR.User, Password: p.cfg.Password})
+		p.mu.Lock()
+		p.regCSeq = max(p.regCSeq, req.CSeq().SeqNo)
+		p.regNC = max(p.regNC, 1) // DoDigestAuth used count 1
+		p.mu.Unlock()
+	}
 	switch {
 	case err != nil:
 		err = fmt.Errorf("softphone: REGISTER: %w", err)

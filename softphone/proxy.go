@@ -36,6 +36,10 @@ type ProxyConfig struct {
 	// TransactionTimeout ends a forwarded request without a final
 	// answer with 408 Request Timeout (default 32 s, Timer B).
 	TransactionTimeout time.Duration
+	// Passwords, when set, are the domain's users' digest passwords: a
+	// REGISTER must then authenticate as the user it registers (RFC 3261
+	// 22, SHA-256 or MD5), and a user without one cannot register.
+	Passwords map[string]string
 	// Overlay, when set, are the only prefixes the proxy sends requests
 	// to and accepts Contacts in: never loopback, the underlay or any
 	// other address a hostile REGISTER or Request-URI names.
@@ -58,7 +62,8 @@ type Proxy struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 	conn   net.PacketConn
-	self   string // host:port of the proxy
+	self   string       // host:port of the proxy
+	guard  *digestGuard // nil: registrations need no credentials
 
 	mu       sync.Mutex
 	location map[string][]contactBinding // "user@domain" -> contacts
@@ -126,6 +131,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		conn: conn, self: at.String(), location: map[string][]contactBinding{}, known: map[string]bool{}, stop: make(chan struct{})}
 	for _, u := range cfg.Users {
 		p.known[u] = true
+	}
+	if cfg.Passwords != nil {
+		p.guard = newDigestGuard(cfg.Domain, cfg.Passwords)
 	}
 	if err := p.restore(); err != nil {
 		ua.Close()
@@ -243,6 +251,22 @@ func (p *Proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	aor := to.Address.User + "@" + p.cfg.Domain
+	if p.guard != nil {
+		if _, known := p.cfg.Passwords[to.Address.User]; !known {
+			p.m.Add("sip.proxy.auth.refused", 1)
+			p.reply(tx, req, 403, "Forbidden (no credentials for this user here)")
+			return
+		}
+		if ok, stale := p.guard.check(req, to.Address.User); !ok {
+			if req.GetHeader("Authorization") != nil && !stale {
+				p.m.Add("sip.proxy.auth.failed", 1)
+			}
+			p.m.Add("sip.proxy.auth.challenged", 1)
+			p.m.Add("sip.proxy.answered.401", 1)
+			tx.Respond(p.guard.challenge(req, stale))
+			return
+		}
+	}
 	defExp := 3600 * time.Second
 	if e := req.GetHeader("Expires"); e != nil {
 		if v, err := strconv.Atoi(strings.TrimSpace(e.Value())); err == nil && v >= 0 {

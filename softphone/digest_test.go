@@ -1,0 +1,88 @@
+package softphone
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// The registrar takes a REGISTER only from the user it registers, by
+// digest (a host once registered user2@domain2 to its own Contact and got
+// the next call): no credentials, wrong ones, or another user's are
+// refused; a phone with its password registers, and refreshes without a
+// new challenge; an MD5-only client still works.
+func TestRegistrarDigest(t *testing.T) {
+	p, err := NewProxy(ProxyConfig{Domain: "d1", Addr: loop, Port: 27190, Net: KernelNetwork{}, Users: []string{"alice", "bob"},
+		Passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	mallory := newHostile(t, 27190)
+	local := mallory.conn.LocalAddr().(*net.UDPAddr)
+	register := func(user, auth string) string {
+		return mallory.ask("REGISTER sip:d1 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:" + itoa(local.Port) + ";branch=z9hG4bKd" + itoa(int(time.Now().UnixNano()%1e9)) + "\r\n" +
+			"From: <sip:" + user + "@d1>;tag=1\r\nTo: <sip:" + user + "@d1>\r\nCall-ID: d" + itoa(int(time.Now().UnixNano())) + "@x\r\nCSeq: 1 REGISTER\r\n" +
+			"Contact: <sip:" + user + "@[::1]:" + itoa(local.Port) + ">\r\n" + auth + "Expires: 300\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+	}
+	if got := register("bob", ""); !strings.HasPrefix(got, "SIP/2.0 401") {
+		t.Errorf("REGISTER without credentials: %q", got)
+	}
+	// Right credentials for alice, used to register bob.
+	chal := &digest.Challenge{Realm: "d1", Nonce: p.guard.nonce(time.Now()), Algorithm: "MD5", QOP: []string{"auth"}}
+	cred, _ := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:d1", Username: "alice", Password: "alice-secret"})
+	if got := register("bob", "Authorization: "+cred.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 401") {
+		t.Errorf("REGISTER of bob with alice's credentials: %q", got)
+	}
+	wrong, _ := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:d1", Username: "bob", Password: "guess"})
+	if got := register("bob", "Authorization: "+wrong.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 401") {
+		t.Errorf("REGISTER with a wrong password: %q", got)
+	}
+	if len(p.Lookup("bob@d1")) != 0 {
+		t.Fatal("bob was registered without his credentials")
+	}
+	// An MD5-only client with the right password.
+	if got := register("alice", "Authorization: "+cred.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Errorf("REGISTER with alice's MD5 credentials: %q", got)
+	}
+	// A phone with its password: one challenge, then refreshes without.
+	ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "bob", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27190), Net: KernelNetwork{},
+		Contact: func() netip.Addr { return loop }, Port: 27191, RTPPort: 31000, Password: "bob-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ph.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ph.Register(ctx); err != nil {
+		t.Fatalf("the phone with its password: %v", err)
+	}
+	challenged := p.m.Get("sip.proxy.auth.challenged")
+	for range 3 {
+		if err := ph.Reregister(ctx); err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+	}
+	if got := p.m.Get("sip.proxy.auth.challenged"); got != challenged {
+		t.Errorf("three refreshes drew %d more challenges, want none", got-challenged)
+	}
+	if len(p.Lookup("bob@d1")) != 1 {
+		t.Errorf("bob's registration: %v", p.Lookup("bob@d1"))
+	}
+	// A wrong password fails plainly.
+	bad, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "alice", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27190), Net: KernelNetwork{},
+		Contact: func() netip.Addr { return loop }, Port: 27192, RTPPort: 31100, Password: "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Register(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a wrong password: %v", err)
+	}
+}
