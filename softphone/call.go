@@ -84,6 +84,11 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	req.SetDestination(p.cfg.Proxy.String())
+	if p.cfg.Password != "" {
+		// Our proxy authenticates its users' calls: credentials from the
+		// registration's challenge spare a 407 round trip.
+		p.authorize(req, asProxy)
+	}
 	dua := &sipgo.DialogUA{Client: cli, ContactHDR: p.contactHeader(contact)}
 	c := &Call{Peer: target.String(), Outgoing: true, Local: contact, p: p, rtp: rtpc, rtcp: rtcpc, port: port,
 		done: make(chan struct{}), closer: o.Closer, InviteAt: time.Now()}
@@ -133,7 +138,7 @@ func (c *Call) waitAnswer(ctx context.Context) error {
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		done <- c.dc.WaitAnswer(context.Background(), sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+		done <- c.dc.WaitAnswer(context.Background(), sipgo.AnswerOptions{Username: c.p.cfg.AOR.User, Password: c.p.cfg.Password, OnResponse: func(r *sip.Response) error {
 			if r.IsProvisional() && !provisional.Swap(true) {
 				once.Do(func() { close(gotProvisional) })
 			}

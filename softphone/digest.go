@@ -59,16 +59,29 @@ func (g *digestGuard) fresh(nonce string, now time.Time) bool {
 	return age >= -time.Minute && age < nonceLifetime
 }
 
-// challenge answers req with 401 and a challenge per algorithm.
-func (g *digestGuard) challenge(req *sip.Request, stale bool) *sip.Response {
-	res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+// A registrar challenges with 401 and WWW-Authenticate and reads
+// Authorization; a proxy with 407, Proxy-Authenticate, Proxy-Authorization.
+type authRole struct {
+	code                 int
+	reason, challengeHdr string
+	credentialsHdr       string
+}
+
+var (
+	asRegistrar = authRole{401, "Unauthorized", "WWW-Authenticate", "Authorization"}
+	asProxy     = authRole{407, "Proxy Authentication Required", "Proxy-Authenticate", "Proxy-Authorization"}
+)
+
+// challenge answers req with a challenge per algorithm.
+func (g *digestGuard) challenge(req *sip.Request, role authRole, stale bool) *sip.Response {
+	res := sip.NewResponseFromRequest(req, role.code, role.reason, nil)
 	n := g.nonce(time.Now())
 	for _, alg := range []string{"SHA-256", "MD5"} {
 		v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"`, g.realm, n, alg)
 		if stale {
 			v += ", stale=true"
 		}
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
+		res.AppendHeader(sip.NewHeader(role.challengeHdr, v))
 	}
 	return res
 }
@@ -76,8 +89,8 @@ func (g *digestGuard) challenge(req *sip.Request, stale bool) *sip.Response {
 // check verifies req's Authorization for user: ok when the credentials are
 // right; stale when they would be but the nonce is old (the client should
 // retry with the new one, no password needed).
-func (g *digestGuard) check(req *sip.Request, user string) (ok, stale bool) {
-	h := req.GetHeader("Authorization")
+func (g *digestGuard) check(req *sip.Request, role authRole, user string) (ok, stale bool) {
+	h := req.GetHeader(role.credentialsHdr)
 	if h == nil {
 		return false, false
 	}
@@ -118,10 +131,11 @@ func SIPPassword(secret []byte, aor string) string {
 	return hex.EncodeToString(m.Sum(nil))[:32]
 }
 
-// authorize adds an Authorization for req from the phone's cached
-// challenge (nonce count one up), so that a refresh needs no new
-// challenge while the nonce is good. It reports false without one.
-func (p *Phone) authorize(req *sip.Request) bool {
+// authorize adds credentials for req from the phone's cached challenge
+// (nonce count one up), so that a refresh, or an INVITE to the proxy of
+// the same realm, needs no new challenge while the nonce is good. It
+// reports false without one.
+func (p *Phone) authorize(req *sip.Request, role authRole) bool {
 	p.mu.Lock()
 	chal := p.regChallenge
 	p.regNC++
@@ -135,8 +149,8 @@ func (p *Phone) authorize(req *sip.Request) bool {
 	if err != nil {
 		return false
 	}
-	req.RemoveHeader("Authorization")
-	req.AppendHeader(sip.NewHeader("Authorization", cred.String()))
+	req.RemoveHeader(role.credentialsHdr)
+	req.AppendHeader(sip.NewHeader(role.credentialsHdr, cred.String()))
 	return true
 }
 

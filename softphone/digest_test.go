@@ -86,3 +86,50 @@ func TestRegistrarDigest(t *testing.T) {
 		t.Errorf("a wrong password: %v", err)
 	}
 }
+
+// The proxy takes a call from one of its users only from that user: an
+// INVITE From alice without her credentials is challenged (407), and her
+// phone, with its password, calls without a challenge (its registration's
+// nonce).
+func TestProxyAuthenticatesItsUsersCalls(t *testing.T) {
+	p, err := NewProxy(ProxyConfig{Domain: "d1", Addr: loop, Port: 27200, Net: KernelNetwork{}, Users: []string{"alice", "bob"},
+		Passwords: map[string]string{"alice": "alice-secret", "bob": "bob-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	phone := func(user string, port int) *Phone {
+		ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: user, Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27200), Net: KernelNetwork{},
+			Contact: func() netip.Addr { return loop }, Port: port, RTPPort: 31200 + port%100*4, AutoAnswer: true, Password: user + "-secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ph.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ph.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return ph
+	}
+	alice, _ := phone("alice", 27201), phone("bob", 27202)
+	mallory := newHostile(t, 27200)
+	local := mallory.conn.LocalAddr().(*net.UDPAddr)
+	forged := "INVITE sip:bob@d1 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:" + itoa(local.Port) + ";branch=z9hG4bKf1\r\n" +
+		"From: <sip:alice@d1>;tag=1\r\nTo: <sip:bob@d1>\r\nCall-ID: f1@x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n" +
+		"Contact: <sip:alice@[::1]:" + itoa(local.Port) + ">\r\nContent-Length: 0\r\n\r\n"
+	if got := mallory.ask(forged); !strings.HasPrefix(got, "SIP/2.0 407") {
+		t.Errorf("an INVITE From alice without her credentials: %q", got)
+	}
+	challenged := p.m.Get("sip.proxy.auth.challenged")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := alice.Call(ctx, sip.Uri{User: "bob", Host: "d1"}, CallOptions{})
+	if err != nil {
+		t.Fatalf("alice calls bob: %v", err)
+	}
+	c.Hangup(ctx)
+	if got := p.m.Get("sip.proxy.auth.challenged"); got != challenged {
+		t.Errorf("alice's call drew %d challenges, want none (her registration's nonce)", got-challenged)
+	}
+}

@@ -281,7 +281,7 @@ func (p *Phone) registerLocked(ctx context.Context) error {
 	req.AppendHeader(&exp)
 	req.SetDestination(p.cfg.Proxy.String())
 	if p.cfg.Password != "" {
-		p.authorize(req)
+		p.authorize(req, asRegistrar)
 	}
 	res, err := cli.Do(ctx, req)
 	if err == nil && res.StatusCode == 401 && p.cfg.Password != "" {

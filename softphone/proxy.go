@@ -252,18 +252,7 @@ func (p *Proxy) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	aor := to.Address.User + "@" + p.cfg.Domain
 	if p.guard != nil {
-		if _, known := p.cfg.Passwords[to.Address.User]; !known {
-			p.m.Add("sip.proxy.auth.refused", 1)
-			p.reply(tx, req, 403, "Forbidden (no credentials for this user here)")
-			return
-		}
-		if ok, stale := p.guard.check(req, to.Address.User); !ok {
-			if req.GetHeader("Authorization") != nil && !stale {
-				p.m.Add("sip.proxy.auth.failed", 1)
-			}
-			p.m.Add("sip.proxy.auth.challenged", 1)
-			p.m.Add("sip.proxy.answered.401", 1)
-			tx.Respond(p.guard.challenge(req, stale))
+		if !p.authenticated(req, tx, asRegistrar, to.Address.User) {
 			return
 		}
 	}
@@ -407,6 +396,36 @@ func (p *Proxy) target(req *sip.Request) (dest string, code int, reason string) 
 	return "", 404, "Not Found"
 }
 
+// authenticated checks req's digest credentials for user, and challenges
+// (or, for a user without a password, refuses) when they do not hold.
+func (p *Proxy) authenticated(req *sip.Request, tx sip.ServerTransaction, role authRole, user string) bool {
+	if _, known := p.cfg.Passwords[user]; !known {
+		p.m.Add("sip.proxy.auth.refused", 1)
+		p.reply(tx, req, 403, "Forbidden (no credentials for this user here)")
+		return false
+	}
+	ok, stale := p.guard.check(req, role, user)
+	if ok {
+		return true
+	}
+	if req.GetHeader(role.credentialsHdr) != nil && !stale {
+		p.m.Add("sip.proxy.auth.failed", 1)
+	}
+	p.m.Add("sip.proxy.auth.challenged", 1)
+	p.m.Add("sip.proxy.answered."+strconv.Itoa(role.code), 1)
+	tx.Respond(p.guard.challenge(req, role, stale))
+	return false
+}
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	if to == nil || to.Params == nil {
+		return false
+	}
+	_, ok := to.Params.Get("tag")
+	return ok
+}
+
 // reachable reports whether the proxy may send to host: an address inside
 // the overlay's prefixes (any address when none are configured, as for a
 // stand-alone proxy).
@@ -457,6 +476,16 @@ func (p *Proxy) route(req *sip.Request, tx sip.ServerTransaction) {
 	if mf := req.MaxForwards(); mf != nil && mf.Val() <= 1 {
 		p.reply(tx, req, 483, "Too Many Hops")
 		return
+	}
+	// A call from one of our own users must come from that user (RFC 3261
+	// 22.3): the first INVITE of a dialog, From our domain. The
+	// credentials are for us and go no further.
+	if from := req.From(); p.guard != nil && req.IsInvite() && from != nil && strings.EqualFold(from.Address.Host, p.cfg.Domain) &&
+		!hasToTag(req) {
+		if !p.authenticated(req, tx, asProxy, from.Address.User) {
+			return
+		}
+		req.RemoveHeader("Proxy-Authorization")
 	}
 	dest, code, reason := p.target(req)
 	if code != 0 {
