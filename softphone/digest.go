@@ -25,13 +25,17 @@ const nonceLifetime = time.Hour
 // stateless: a timestamp and its HMAC under a key the guard makes at
 // start, so a restarted registrar simply challenges again.
 type digestGuard struct {
-	realm     string
-	key       [32]byte
-	passwords map[string]string // by user
+	realm      string
+	key        [32]byte
+	passwords  map[string]string // by user
+	algorithms []string          // offered, in order of preference
 }
 
-func newDigestGuard(realm string, passwords map[string]string) *digestGuard {
-	g := &digestGuard{realm: realm, passwords: passwords}
+func newDigestGuard(realm string, passwords map[string]string, algorithms []string) *digestGuard {
+	if len(algorithms) == 0 {
+		algorithms = []string{"SHA-256", "MD5"}
+	}
+	g := &digestGuard{realm: realm, passwords: passwords, algorithms: algorithms}
 	rand.Read(g.key[:])
 	return g
 }
@@ -76,7 +80,7 @@ var (
 func (g *digestGuard) challenge(req *sip.Request, role authRole, stale bool) *sip.Response {
 	res := sip.NewResponseFromRequest(req, role.code, role.reason, nil)
 	n := g.nonce(time.Now())
-	for _, alg := range []string{"SHA-256", "MD5"} {
+	for _, alg := range g.algorithms {
 		v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"`, g.realm, n, alg)
 		if stale {
 			v += ", stale=true"
@@ -103,7 +107,14 @@ func (g *digestGuard) check(req *sip.Request, role authRole, user string) (ok, s
 		return false, false
 	}
 	alg := strings.ToUpper(cred.Algorithm)
-	if alg != "" && alg != "MD5" && alg != "SHA-256" {
+	if alg == "" {
+		alg = "MD5"
+	}
+	offered := false
+	for _, a := range g.algorithms {
+		offered = offered || strings.EqualFold(a, alg)
+	}
+	if !offered {
 		return false, false
 	}
 	chal := &digest.Challenge{Realm: g.realm, Nonce: cred.Nonce, Algorithm: cred.Algorithm}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +21,9 @@ import (
 // Interoperability with real peers from Debian, all on IPv6 loopback: the
 // baresip softphone and SIPp.
 
-// baresip starts a baresip bound to ::1 with an account at our proxy.
-func baresip(t *testing.T, user string, sipPort, proxyPort int, extra ...string) (*exec.Cmd, *testenv.Buffer) {
+// baresip starts a baresip bound to ::1 with an account at our proxy (and,
+// unless pass is empty, its digest password).
+func baresip(t *testing.T, user, pass string, sipPort, proxyPort int, extra ...string) (*exec.Cmd, *testenv.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`poll_method epoll
@@ -36,7 +38,11 @@ module aufile.so
 module_app account.so
 module_app menu.so
 `, sipPort, filepath.Join(dir, "rx.wav"), toneWAV(t, dir))
-	acc := fmt.Sprintf("<sip:%s@d1>;regint=60;outbound=\"sip:[::1]:%d;transport=udp\";answermode=auto;audio_codecs=PCMU\n", user, proxyPort)
+	acc := fmt.Sprintf("<sip:%s@d1>;regint=60;outbound=\"sip:[::1]:%d;transport=udp\";answermode=auto;audio_codecs=PCMU", user, proxyPort)
+	if pass != "" {
+		acc += ";auth_pass=" + pass
+	}
+	acc += "\n"
 	os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o644)
 	os.WriteFile(filepath.Join(dir, "accounts"), []byte(acc), 0o644)
 	args := append([]string{"-f", dir, "-6", "-n", "::1"}, extra...)
@@ -91,7 +97,7 @@ func TestBaresipInterop(t *testing.T) {
 	testenv.RequireTools(t, "baresip")
 	proxy := startProxy(t, "d1", 26060, "alice", "bare")
 	alice := startPhone(t, "alice", "d1", 26061, 26060, nil)
-	_, bareOut := baresip(t, "bare", 26070, 26060)
+	_, bareOut := baresip(t, "bare", "", 26070, 26060)
 
 	// baresip registers with our registrar over IPv6.
 	waitFor(t, "baresip's registration", 10*time.Second, func() bool { return len(proxy.Lookup("bare@d1")) > 0 })
@@ -128,7 +134,7 @@ func TestBaresipInterop(t *testing.T) {
 	var got *Call
 	alice.cfg.OnCall = func(c *Call) { got = c }
 	// (Next to the first baresip's UDP/TCP 26070 and TLS 26071.)
-	baresip(t, "bare2", 26076, 26060, "-e", "/dial sip:alice@d1", "-t", "4")
+	baresip(t, "bare2", "", 26076, 26060, "-e", "/dial sip:alice@d1", "-t", "4")
 	waitFor(t, "baresip's call", 10*time.Second, func() bool { return len(alice.Calls()) > 0 })
 	waitFor(t, "baresip's BYE", 10*time.Second, func() bool { return len(alice.Calls()) == 0 })
 	if got == nil {
@@ -274,4 +280,50 @@ func sippCounter(out, name string) int {
 		}
 	}
 	return max(n, 0)
+}
+
+// With credentials required, baresip registers with its password, calls
+// our phone through the proxy that authenticates it (407), and our phone,
+// with its own password, calls it. Debian 12's baresip (libre of 2020)
+// answers only the first challenge and knows only MD5, so this proxy
+// offers MD5 alone.
+func TestBaresipWithCredentials(t *testing.T) {
+	testenv.RequireTools(t, "baresip")
+	proxy, err := NewProxy(ProxyConfig{Domain: "d1", Addr: loop, Port: 26160, Net: KernelNetwork{}, Users: []string{"alice", "bare"},
+		Passwords: map[string]string{"alice": "alice-pw", "bare": "bare-pw"}, DigestAlgorithms: []string{"MD5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	alice, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "alice", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 26160), Net: KernelNetwork{},
+		Contact: func() netip.Addr { return loop }, Port: 26161, RTPPort: 32000, AutoAnswer: true, Password: "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := alice.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	baresip(t, "bare", "bare-pw", 26170, 26160)
+	waitFor(t, "baresip's authenticated registration", 10*time.Second, func() bool { return len(proxy.Lookup("bare@d1")) > 0 })
+	c, err := alice.Call(ctx, sip.Uri{User: "bare", Host: "d1"}, CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "baresip's media", 10*time.Second, func() bool { return c.Report().PacketsReceived >= 50 })
+	c.Hangup(ctx)
+
+	var got *Call
+	alice.cfg.OnCall = func(c *Call) { got = c }
+	before := proxy.m.Get("sip.proxy.auth.challenged")
+	baresip(t, "bare", "bare-pw", 26176, 26160, "-e", "/dial sip:alice@d1", "-t", "4")
+	waitFor(t, "baresip's authenticated call", 10*time.Second, func() bool { return got != nil })
+	if proxy.m.Get("sip.proxy.auth.challenged") == before {
+		t.Error("baresip's call was not challenged")
+	}
+	if proxy.m.Get("sip.proxy.auth.failed") != 0 {
+		t.Errorf("%d failed authentications", proxy.m.Get("sip.proxy.auth.failed"))
+	}
 }

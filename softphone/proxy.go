@@ -40,6 +40,10 @@ type ProxyConfig struct {
 	// REGISTER must then authenticate as the user it registers (RFC 3261
 	// 22, SHA-256 or MD5), and a user without one cannot register.
 	Passwords map[string]string
+	// DigestAlgorithms are offered in this order (default SHA-256, then
+	// MD5). Some old clients answer only the first challenge and know only
+	// MD5 (Debian 12's baresip 1.0.0): offer MD5 alone for them.
+	DigestAlgorithms []string
 	// Overlay, when set, are the only prefixes the proxy sends requests
 	// to and accepts Contacts in: never loopback, the underlay or any
 	// other address a hostile REGISTER or Request-URI names.
@@ -133,7 +137,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		p.known[u] = true
 	}
 	if cfg.Passwords != nil {
-		p.guard = newDigestGuard(cfg.Domain, cfg.Passwords)
+		p.guard = newDigestGuard(cfg.Domain, cfg.Passwords, cfg.DigestAlgorithms)
 	}
 	if err := p.restore(); err != nil {
 		ua.Close()
