@@ -12,7 +12,8 @@ find_go() {
 	local root need best="" bestv="" g v
 	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	need=$(sed -n 's/^go \([0-9][0-9.]*\).*/\1/p' "$root/go.mod")
-	local dirs=${FIND_GO_DIRS:-"/usr/local/go $HOME/go $HOME/sdk/go* /usr/lib/go-* /usr/lib/go"}
+	local home=${HOME:-/nonexistent}
+	local dirs=${FIND_GO_DIRS:-"/usr/local/go $home/go $home/sdk/go* /usr/lib/go-* /usr/lib/go"}
 	# shellcheck disable=SC2086 # the globs in dirs are meant to expand
 	for g in "$(command -v go 2>/dev/null)" $(printf '%s/bin/go ' $dirs); do
 		[ -n "$g" ] && [ -x "$g" ] || continue
