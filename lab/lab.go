@@ -34,8 +34,12 @@ type Options struct {
 // Lab is a running topology.
 type Lab struct {
 	Topo  *config.Topology
-	Nodes map[string]*node.Node
 	Names []string // in topology order
+
+	// mu guards nodes: Restart replaces a node while tests and probes ask
+	// for others.
+	mu    sync.RWMutex
+	nodes map[string]*node.Node
 
 	opts      Options
 	netems    map[string]*overlay.Netem
@@ -61,7 +65,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	l := &Lab{Topo: topo, Nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{},
+	l := &Lab{Topo: topo, nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{},
 		stores: map[string]*state.Memories{}}
 	binds := map[string]*openedBind{}
 	endpoints := map[string]netip.AddrPort{}
@@ -86,13 +90,13 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 			l.Close()
 			return nil, err
 		}
-		l.Nodes[nc.Name] = n
+		l.setNode(nc.Name, n)
 		l.Names = append(l.Names, nc.Name)
 	}
 	// Routers first, so that hosts' first solicitations find them.
 	for _, pass := range []bool{true, false} {
 		for _, name := range l.Names {
-			n := l.Nodes[name]
+			n := l.Node(name)
 			if n.Cfg.Role.IsRouter() != pass {
 				continue
 			}
@@ -103,7 +107,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 		}
 	}
 	for _, name := range l.Names {
-		n := l.Nodes[name]
+		n := l.Node(name)
 		if n.Host != nil && n.Cfg.AutoAttach {
 			if _, err := n.WaitAttached(ctx, n.Cfg.Start); err != nil {
 				l.Close()
@@ -167,7 +171,7 @@ func (l *Lab) Restart(ctx context.Context, name string, keepState bool) error {
 	if err != nil {
 		return err
 	}
-	l.Nodes[name] = n
+	l.setNode(name, n)
 	if err := n.Start(false); err != nil {
 		return err
 	}
@@ -177,6 +181,12 @@ func (l *Lab) Restart(ctx context.Context, name string, keepState bool) error {
 	return err
 }
 
+func (l *Lab) setNode(name string, n *node.Node) {
+	l.mu.Lock()
+	l.nodes[name] = n
+	l.mu.Unlock()
+}
+
 // Kill stops a node for good, as a machine that crashed: it answers
 // nothing from now on (Close later is harmless).
 func (l *Lab) Kill(name string) error { return l.Node(name).Close() }
@@ -184,7 +194,9 @@ func (l *Lab) Kill(name string) error { return l.Node(name).Close() }
 // Node returns the node called name; it panics on a name the topology lacks,
 // which is a bug in the caller.
 func (l *Lab) Node(name string) *node.Node {
-	n, ok := l.Nodes[name]
+	l.mu.RLock()
+	n, ok := l.nodes[name]
+	l.mu.RUnlock()
 	if !ok {
 		panic("lab: no node " + name)
 	}
@@ -232,7 +244,12 @@ func (l *Lab) Close() {
 	sort.Strings(names)
 	var wg sync.WaitGroup
 	for _, name := range names {
-		n := l.Nodes[name]
+		l.mu.RLock()
+		n, ok := l.nodes[name]
+		l.mu.RUnlock()
+		if !ok {
+			continue // its start failed
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); n.Close() }()
 	}

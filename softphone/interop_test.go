@@ -315,11 +315,9 @@ func TestBaresipWithCredentials(t *testing.T) {
 	waitFor(t, "baresip's media", 10*time.Second, func() bool { return c.Report().PacketsReceived >= 50 })
 	c.Hangup(ctx)
 
-	var got *Call
-	alice.cfg.OnCall = func(c *Call) { got = c }
 	before := proxy.m.Get("sip.proxy.auth.challenged")
 	baresip(t, "bare", "bare-pw", 26176, 26160, "-e", "/dial sip:alice@d1", "-t", "4")
-	waitFor(t, "baresip's authenticated call", 10*time.Second, func() bool { return got != nil })
+	waitFor(t, "baresip's authenticated call", 10*time.Second, func() bool { return len(alice.Calls()) > 0 })
 	if proxy.m.Get("sip.proxy.auth.challenged") == before {
 		t.Error("baresip's call was not challenged")
 	}
