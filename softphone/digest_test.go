@@ -99,18 +99,8 @@ func TestProxyAuthenticatesItsUsersCalls(t *testing.T) {
 	}
 	defer p.Close()
 	phone := func(user string, port int) *Phone {
-		ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: user, Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27200), Net: KernelNetwork{},
+		return registerPhone(t, PhoneConfig{AOR: sip.Uri{User: user, Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27200), Net: KernelNetwork{},
 			Contact: func() netip.Addr { return loop }, Port: port, RTPPort: 31200 + port%100*4, AutoAnswer: true, Password: user + "-secret"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ph.Close() })
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := ph.Register(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return ph
 	}
 	alice, _ := phone("alice", 27201), phone("bob", 27202)
 	mallory := newHostile(t, 27200)

@@ -295,17 +295,10 @@ func TestBaresipWithCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	alice, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "alice", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 26160), Net: KernelNetwork{},
+	alice := registerPhone(t, PhoneConfig{AOR: sip.Uri{User: "alice", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 26160), Net: KernelNetwork{},
 		Contact: func() netip.Addr { return loop }, Port: 26161, RTPPort: 32000, AutoAnswer: true, Password: "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := alice.Register(ctx); err != nil {
-		t.Fatal(err)
-	}
 	baresip(t, "bare", "bare-pw", 26170, 26160)
 	waitFor(t, "baresip's authenticated registration", 10*time.Second, func() bool { return len(proxy.Lookup("bare@d1")) > 0 })
 	c, err := alice.Call(ctx, sip.Uri{User: "bare", Host: "d1"}, CallOptions{})
@@ -323,5 +316,29 @@ func TestBaresipWithCredentials(t *testing.T) {
 	}
 	if proxy.m.Get("sip.proxy.auth.failed") != 0 {
 		t.Errorf("%d failed authentications", proxy.m.Get("sip.proxy.auth.failed"))
+	}
+}
+
+// SIPp, as a user of the proxy's own domain, calls through a proxy that
+// authenticates its users: the INVITE is challenged (407), SIPp answers
+// with its credentials (testdata/uac_auth.xml), and every call completes.
+func TestSippWithCredentials(t *testing.T) {
+	testenv.RequireTools(t, "sipp")
+	p, err := NewProxy(ProxyConfig{Domain: "d1", Addr: loop, Port: 26190, Net: KernelNetwork{}, Users: []string{"alice", "sippuser"},
+		Passwords: map[string]string{"alice": "alice-pw", "sippuser": "sipp-pw"}, DigestAlgorithms: []string{"MD5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	registerPhone(t, PhoneConfig{AOR: sip.Uri{User: "alice", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 26190), Net: KernelNetwork{},
+		Contact: func() netip.Addr { return loop }, Port: 26191, RTPPort: 32400, AutoAnswer: true, Password: "alice-pw"})
+	out, _ := sipp(t, 60*time.Second, "-sf", "testdata/uac_auth.xml", "[::1]:26190", "-s", "alice", "-i", "::1", "-p", "26195",
+		"-m", "5", "-r", "5", "-d", "200")
+	ok, failed := sippCounter(out, "Successful call"), sippCounter(out, "Failed call")
+	if ok != 5 || failed != 0 {
+		t.Fatalf("%d successful, %d failed calls:\n%s", ok, failed, lastLines(out, 40))
+	}
+	if p.m.Get("sip.proxy.auth.challenged") < 5 || p.m.Get("sip.proxy.auth.failed") != 0 {
+		t.Errorf("challenged %d, failed %d", p.m.Get("sip.proxy.auth.challenged"), p.m.Get("sip.proxy.auth.failed"))
 	}
 }

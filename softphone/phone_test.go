@@ -24,8 +24,14 @@ func startProxy(t *testing.T, domain string, port int, users ...string) *Proxy {
 
 func startPhone(t *testing.T, user, domain string, port, proxyPort int, audio func(string, bool) (Source, Sink)) *Phone {
 	t.Helper()
-	ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: user, Host: domain}, Proxy: netip.AddrPortFrom(loop, uint16(proxyPort)),
+	return registerPhone(t, PhoneConfig{AOR: sip.Uri{User: user, Host: domain}, Proxy: netip.AddrPortFrom(loop, uint16(proxyPort)),
 		Net: KernelNetwork{}, Contact: func() netip.Addr { return loop }, Port: port, RTPPort: 30000 + port%1000*20, AutoAnswer: true, Audio: audio})
+}
+
+// registerPhone starts a phone, closed when the test ends, and registers it.
+func registerPhone(t *testing.T, cfg PhoneConfig) *Phone {
+	t.Helper()
+	ph, err := NewPhone(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
