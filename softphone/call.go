@@ -210,10 +210,14 @@ func (c *Call) afterAbandon(err error) {
 	c.dc.Bye(ctx)
 }
 
+// start starts the call's media. The call is already listed (its Report
+// may be asked for meanwhile), so the media is published under the lock.
 func (c *Call) start(remote netip.AddrPort, codec Codec, src Source, sink Sink, verify *TestPattern) {
-	c.codec = codec
-	c.media = StartMedia(MediaConfig{RTP: c.rtp, RTCP: c.rtcp, Remote: remote, Codec: codec, Source: src, Sink: sink,
+	m := StartMedia(MediaConfig{RTP: c.rtp, RTCP: c.rtcp, Remote: remote, Codec: codec, Source: src, Sink: sink,
 		Verify: verify, SSRC: rand.Uint32(), Log: c.p.log})
+	c.mu.Lock()
+	c.codec, c.media = codec, m
+	c.mu.Unlock()
 }
 
 // release closes the call's sockets and audio.
@@ -234,7 +238,11 @@ func (c *Call) LocalAddr() netip.Addr {
 }
 
 // Media returns the call's media session (nil before it is answered).
-func (c *Call) Media() *Media { return c.media }
+func (c *Call) Media() *Media {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media
+}
 
 // Done is closed when the call ends.
 func (c *Call) Done() <-chan struct{} { return c.done }
@@ -308,9 +316,9 @@ func (c *Call) Hangup(ctx context.Context) Report {
 // address; the answer may move the peer's media.
 func (c *Call) ReInvite(ctx context.Context) error {
 	c.mu.Lock()
-	local, port := c.Local, c.port
+	local, port, codec := c.Local, c.port, c.codec
 	c.mu.Unlock()
-	offer, err := Offer(local, uint16(port), []Codec{c.codec})
+	offer, err := Offer(local, uint16(port), []Codec{codec})
 	if err != nil {
 		return err
 	}
@@ -363,8 +371,8 @@ func (c *Call) ReInvite(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r, err := ParseSDP(res.Body()); err == nil && c.media != nil {
-		c.media.SetRemote(r.Addr)
+	if r, err := ParseSDP(res.Body()); err == nil && c.Media() != nil {
+		c.Media().SetRemote(r.Addr)
 	}
 	return nil
 }
@@ -386,9 +394,10 @@ func (c *Call) moveTo(ctx context.Context, to netip.Addr) error {
 		return errors.New("softphone: the call ended")
 	}
 	c.Local, c.port, c.rtp, c.rtcp = to, port, rtpc, rtcpc
+	m := c.media
 	c.mu.Unlock()
-	if c.media != nil {
-		c.media.Move(rtpc, rtcpc)
+	if m != nil {
+		m.Move(rtpc, rtcpc)
 	}
 	return c.ReInvite(ctx)
 }
@@ -485,7 +494,7 @@ func (c *Call) unacknowledged(err error) {
 	if c.ds.LoadState() == sip.DialogStateEnded {
 		return // a BYE came before the ACK: onBye ends the call
 	}
-	if errors.Is(err, errNoACK) && c.media != nil && c.media.Report().PacketsReceived > 0 {
+	if m := c.Media(); errors.Is(err, errNoACK) && m != nil && m.Report().PacketsReceived > 0 {
 		c.p.log.Info("no ACK for the answer, but the caller's media arrives: keeping the call", "call", c.ID)
 		return
 	}
@@ -512,8 +521,8 @@ func (c *Call) reInvited(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}
-	if c.media != nil {
-		c.media.SetRemote(offer.Addr)
+	if m := c.Media(); m != nil {
+		m.SetRemote(offer.Addr)
 	}
 	if ct := req.Contact(); ct != nil {
 		c.retarget(ct)
