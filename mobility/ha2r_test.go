@@ -397,14 +397,7 @@ func TestDeadAnchorIsDropped(t *testing.T) {
 	if counter(g.sig, "anchor.lost") != 1 {
 		t.Fatalf("the dead HA2R's anchor was not dropped (probes %d)", counter(g.sig, "anchor.probe"))
 	}
-	select {
-	case coa := <-lost:
-		if coa != careOf1 {
-			t.Fatalf("lost %s", coa)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("not told of the lost anchor")
-	}
+	toldLost(t, lost, careOf1)
 	for _, a := range g.mn.Status().Anchors {
 		if a.CareOf == careOf1 {
 			t.Fatalf("careOf1 is still an anchor: %+v", a)
@@ -496,19 +489,26 @@ func TestUnacknowledgedAnchorInUseIsLost(t *testing.T) {
 				if counter(g.sig, "anchor.lost") != 1 {
 					t.Fatalf("anchor.lost %d, gave_up %d; want the anchor lost", counter(g.sig, "anchor.lost"), counter(g.sig, "anchor.gave_up"))
 				}
-				select {
-				case coa := <-lost:
-					if coa != careOf1 {
-						t.Fatalf("lost %s", coa)
-					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("not told of the lost anchor")
-				}
+				toldLost(t, lost, careOf1)
 				return
 			}
 			if counter(g.sig, "anchor.lost") != 0 || counter(g.sig, "anchor.gave_up") != 1 {
 				t.Fatalf("idle anchor: lost %d, gave_up %d; want given up", counter(g.sig, "anchor.lost"), counter(g.sig, "anchor.gave_up"))
 			}
 		})
+	}
+}
+
+// toldLost waits for the node's OnAnchorLost callback and checks that it
+// named want.
+func toldLost(t *testing.T, lost <-chan netip.Addr, want netip.Addr) {
+	t.Helper()
+	select {
+	case coa := <-lost:
+		if coa != want {
+			t.Fatalf("lost %s, want %s", coa, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not told of the lost anchor")
 	}
 }

@@ -105,16 +105,27 @@ func (h *homeRegistration) sendBU() {
 	})
 }
 
+// fromHomeAgent reports whether a message from the home agent is to be
+// taken: the registration is open and the message carries a valid MN-HA
+// authenticator over the address it reached us at; a forged one is
+// dropped as drop. Call with mu held.
+func (h *homeRegistration) fromHomeAgent(info mh.PacketInfo, m *mh.Message, drop Drop) bool {
+	if h.closed {
+		return false
+	}
+	if !h.cred.verify(info, m, info.Dst, h.home) {
+		h.sig.Drop(drop)
+		return false
+	}
+	return true
+}
+
 // ack takes the home agent's Binding Acknowledgement, authenticated with
 // the MN-HA key over the address it reached us at.
 func (h *homeRegistration) ack(info mh.PacketInfo, m *mh.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	if !h.cred.verify(info, m, info.Dst, h.home) {
-		h.sig.Drop(DropBABadAuthenticator)
+	if !h.fromHomeAgent(info, m, DropBABadAuthenticator) {
 		return
 	}
 	switch {
@@ -173,11 +184,7 @@ func (h *homeRegistration) ack(info mh.PacketInfo, m *mh.Message) {
 func (h *homeRegistration) refreshRequested(info mh.PacketInfo, m *mh.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	if !h.cred.verify(info, m, info.Dst, h.home) {
-		h.sig.Drop(DropBRRUnauthenticated)
+	if !h.fromHomeAgent(info, m, DropBRRUnauthenticated) {
 		return
 	}
 	now := h.clk.Now()

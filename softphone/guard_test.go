@@ -1,14 +1,14 @@
 package softphone
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ha2r/mip6testbed/internal/testenv"
 )
 
 // newHostileV4 is an attacker on the underlay: plain IPv4, not the proxy.
@@ -78,28 +78,10 @@ func TestProxyStaysInsideTheOverlay(t *testing.T) {
 	}
 }
 
-// lockedLog collects log output from the proxy's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A spray of malformed datagrams costs one summary line, without payload
 // (each was logged at ERROR with its whole payload).
 func TestMalformedSIPLogIsBounded(t *testing.T) {
-	var out lockedLog
+	var out testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := NewProxy(ProxyConfig{Domain: "d1", Addr: loop, Port: 27180, Net: KernelNetwork{}, Users: []string{"alice"}, Log: log})
 	if err != nil {

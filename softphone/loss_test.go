@@ -74,18 +74,8 @@ func (f *firstOf) dropped() bool {
 // startPhoneOn is startPhone on network net.
 func startPhoneOn(t *testing.T, net Network, user, domain string, port, proxyPort int) *Phone {
 	t.Helper()
-	ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: user, Host: domain}, Proxy: netip.AddrPortFrom(loop, uint16(proxyPort)),
+	return registerPhone(t, PhoneConfig{AOR: sip.Uri{User: user, Host: domain}, Proxy: netip.AddrPortFrom(loop, uint16(proxyPort)),
 		Net: net, Contact: func() netip.Addr { return loop }, Port: port, RTPPort: 30000 + port%1000*20, AutoAnswer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ph.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := ph.Register(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return ph
 }
 
 // The first 200 OK for the INVITE is lost before it reaches the caller: the
