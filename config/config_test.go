@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"os"
 	"strings"
@@ -97,6 +98,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad loss", `loss: 5%`, "is not a loss ratio", 3},
 		{"bad secret", `secret: "hex:00112233445566778899aabbccddeeff"`, "at least 16 bytes", 12},
 		{"unknown backbone router", `from: [r1]`, "\"r9\" is not a router", 17},
+		{"bad public key", `{name: r1, role: ar,`, "nodes[0].public_key: \"abc\" is not a public key", 6},
+		{"keys on some nodes", `{name: r1, role: ar,`, "nodes r1 have a public_key but ha, mn have none", 7},
+		{"key file without key", `{name: r1, role: ar,`, "node r1 names a private key file but has no public_key", 6},
 	}
 	replace := map[string]string{
 		"unknown top-level field": "name: t\ncolour: red\n",
@@ -117,6 +121,9 @@ func TestParseErrors(t *testing.T) {
 		"bad loss":                `loss: 150%`,
 		"bad secret":              `secret: "hex:0011"`,
 		"unknown backbone router": `from: [r9]`,
+		"bad public key":          `{name: r1, role: ar, public_key: abc,`,
+		"keys on some nodes":      `{name: r1, role: ar, public_key: "173pd2v0HZvo/IqIrBBK7DDw5mEXi5ttOYu7t1ql83M=", private_key_file: r1.key,`,
+		"key file without key":    `{name: r1, role: ar, private_key_file: r1.key,`,
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -264,5 +271,41 @@ func TestFreshSecrets(t *testing.T) {
 	}
 	if strings.Count(string(out), "\n") != strings.Count(src, "\n") || !strings.Contains(string(out), "backbone:\n  delay: 15ms") {
 		t.Errorf("the rest of the file changed:\n%s", out)
+	}
+}
+
+// WithKeys gives every node its key, in flow and block style, and
+// changes nothing else of the text.
+func TestWithKeys(t *testing.T) {
+	src := strings.Replace(minimal, "nodes:\n", "nodes:  # the nodes\n", 1)
+	public := map[string]string{
+		"r1": "173pd2v0HZvo/IqIrBBK7DDw5mEXi5ttOYu7t1ql83M=", "ha": "/BiQqxtSq3Ruc7blHuinAeEAmXtTSkUlKCZYzVCj8BM=",
+		"mn": "fPRz6lwBRf5PrJwbiJI7hnMdXnjg/Xy7KYgGAujXSVQ="}
+	files := map[string]string{"r1": "r1.key", "ha": "ha.key", "mn": "/etc/mip6/mn.key"}
+	out, err := WithKeys([]byte(src), public, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := Parse("t.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !topo.Secure() {
+		t.Fatal("not every node has a key")
+	}
+	for name, pub := range public {
+		n := topo.NodeByName(name)
+		if base64.StdEncoding.EncodeToString(n.PublicKey[:]) != pub || n.PrivateKeyFile != files[name] {
+			t.Errorf("%s: key %x file %q", name, n.PublicKey, n.PrivateKeyFile)
+		}
+	}
+	var kept []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.Contains(l, "public_key") && !strings.Contains(l, "private_key_file") {
+			kept = append(kept, l)
+		}
+	}
+	if !strings.Contains(string(out), "nodes:  # the nodes") || len(kept) != strings.Count(src, "\n")+1-2 {
+		t.Errorf("WithKeys changed more than the keys:\n%s", out)
 	}
 }

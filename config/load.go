@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"hash/fnv"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -20,7 +22,7 @@ import (
 
 // Defaults.
 const (
-	DefaultMTU        = 1448 // fits a 1500-byte IPv4 underlay: 20 IP + 8 UDP + 16 frame + 8 spare
+	DefaultMTU        = 1416 // fits a 1500-byte IPv4 underlay: 20 IP + 8 UDP + 32 underlay security + 16 frame + 8 spare
 	DefaultKeepalive  = 25 * time.Second
 	DefaultRAInterval = 30 * time.Second
 	DefaultRSInterval = 200 * time.Millisecond
@@ -185,7 +187,7 @@ func (d *decoder) node(f field) *Node {
 		}
 		return n
 	}
-	common := map[string]bool{"name": true, "role": true, "underlay": true}
+	common := map[string]bool{"name": true, "role": true, "underlay": true, "public_key": true, "private_key_file": true}
 	for k, ff := range m {
 		if common[k] || contains(own, k) {
 			continue
@@ -193,6 +195,15 @@ func (d *decoder) node(f field) *Node {
 		d.errorf(ff.key.Line, ff.path, "field %q does not apply to a node of role %s", k, n.Role)
 	}
 	n.Underlay = d.endpoint(m, "underlay", n.Role.IsRouter())
+	if kf, ok := m["public_key"]; ok {
+		s, _ := d.scalar(kf)
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s)); err != nil || len(b) != 32 {
+			d.errorf(kf.val.Line, kf.path, "%q is not a public key: want 44 characters of base64, as `node keygen --pair FILE` prints", s)
+		} else {
+			n.PublicKey = [32]byte(b)
+		}
+	}
+	n.PrivateKeyFile = d.str(m, "private_key_file")
 	if n.Role.IsRouter() {
 		d.require(m, f.val, f.path, "underlay")
 		n.Address = d.addr6(m, "address")

@@ -9,15 +9,15 @@ var Sections = map[string][]string{
 	"timers":            {"keepalive", "ra_interval", "rs_interval"},
 	"mobility":          {"rr_trigger", "anchor_idle", "mn_auth", "home_lifetime"},
 	"links[]":           {"name", "prefix", "router", "mtu", "delay", "loss"},
-	"nodes[]":           {"name", "role", "underlay", "address", "prefixes", "ha2r", "host_stack", "sip_domain", "access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "static_address", "watch_underlay"},
+	"nodes[]":           {"name", "role", "underlay", "public_key", "private_key_file", "address", "prefixes", "ha2r", "host_stack", "sip_domain", "access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "static_address", "watch_underlay"},
 	"nodes[].access[]":  {"link", "network", "interface", "gateway", "gateway_mac", "default"},
 	"nodes[].mn_ha_key": {"spi", "secret"},
 	"backbone":          {"delay", "loss", "pairs"},
 	"backbone.pairs[]":  {"from", "to", "delay", "loss"},
 }
 
-// RoleFields are the node fields beyond name, role and underlay that apply
-// to each role.
+// RoleFields are the node fields beyond name, role, underlay, public_key
+// and private_key_file that apply to each role.
 var RoleFields = map[Role][]string{
 	RoleHA: {"address", "prefixes", "host_stack", "sip_domain"},
 	RoleAR: {"address", "prefixes", "host_stack", "ha2r"},

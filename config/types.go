@@ -105,6 +105,13 @@ type Node struct {
 	Line     int
 	path     string
 
+	// Underlay security (package secure): the node's Curve25519 public
+	// key, and the file with its private key (on the node's own machine;
+	// relative to the topology file). Either every node has a public key
+	// or none has (the underlay then runs in clear).
+	PublicKey      [32]byte
+	PrivateKeyFile string
+
 	// Routers.
 	Address    netip.Addr     // the router's global address
 	Prefixes   []netip.Prefix // owned besides the prefixes of the links it serves

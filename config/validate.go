@@ -29,6 +29,7 @@ func (d *decoder) validate(t *Topology) {
 		}
 		t.nodeByName[n.Name] = n
 	}
+	d.validateKeys(t)
 	// Links name their routers; routers learn which links they serve.
 	for _, l := range t.Links {
 		r := t.nodeByName[l.Router]
@@ -275,4 +276,36 @@ func (d *decoder) checkAddresses(t *Topology) {
 		}
 		eps[n.Underlay] = n
 	}
+}
+
+// validateKeys: underlay security is all or nothing, and no two nodes
+// share a key pair.
+func (d *decoder) validateKeys(t *Topology) {
+	var with, without []string
+	owner := map[[32]byte]string{}
+	for _, n := range t.Nodes {
+		if n.PublicKey == ([32]byte{}) {
+			without = append(without, n.Name)
+			if n.PrivateKeyFile != "" {
+				d.errorf(d.lineOf(n.path+".private_key_file"), n.path+".private_key_file", "node %s names a private key file but has no public_key", n.Name)
+			}
+			continue
+		}
+		with = append(with, n.Name)
+		if prev, dup := owner[n.PublicKey]; dup {
+			d.errorf(d.lineOf(n.path+".public_key"), n.path+".public_key", "nodes %s and %s have the same public key; each node needs its own pair (node keygen --pair FILE)", prev, n.Name)
+		}
+		owner[n.PublicKey] = n.Name
+	}
+	if len(with) > 0 && len(without) > 0 {
+		n := t.nodeByName[without[0]]
+		d.errorf(n.Line, n.path, "nodes %s have a public_key but %s have none: underlay security needs a key pair on every node (node keygen --pair FILE), or remove every public_key to run in clear",
+			strings.Join(with, ", "), strings.Join(without, ", "))
+	}
+}
+
+// Secure reports whether the topology's underlay is authenticated and
+// encrypted (every node has a public key).
+func (t *Topology) Secure() bool {
+	return len(t.Nodes) > 0 && t.Nodes[0].PublicKey != ([32]byte{})
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/node"
@@ -25,7 +26,12 @@ type Options struct {
 	Seed uint64
 	// NoDelay turns the topology's delays and losses off (fast tests).
 	NoDelay bool
-	Log     *slog.Logger
+	// PlainUnderlay runs the underlay in clear, without the key pairs the
+	// lab otherwise makes for every node (to measure what security costs).
+	PlainUnderlay bool
+	// SIPAnswerT2 caps the phones' 2xx retransmission interval (0: 4 s).
+	SIPAnswerT2 time.Duration
+	Log         *slog.Logger
 	// Setup, if set, is called for each node after it is built and before
 	// it starts (mobility engines and services hook in here).
 	Setup func(*node.Node) error
@@ -46,6 +52,7 @@ type Lab struct {
 	spare     map[string]overlay.Bind // opened binds not yet owned by a node
 	endpoints map[string]netip.AddrPort
 	loss      float64                    // SetLoss's, for nodes restarted later
+	keys      *node.Keys                 // nil: the underlay runs in clear
 	stores    map[string]*state.Memories // each node's state, kept across restarts
 }
 
@@ -67,6 +74,16 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 	}
 	l := &Lab{Topo: topo, nodes: map[string]*node.Node{}, opts: o, netems: map[string]*overlay.Netem{}, spare: map[string]overlay.Bind{},
 		stores: map[string]*state.Memories{}}
+	if !o.PlainUnderlay {
+		var err error
+		names := make([]string, 0, len(topo.Nodes))
+		for _, nc := range topo.Nodes {
+			names = append(names, nc.Name)
+		}
+		if l.keys, err = node.NewKeys(names); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+	}
 	binds := map[string]*openedBind{}
 	endpoints := map[string]netip.AddrPort{}
 	for _, nc := range topo.Nodes {
@@ -120,16 +137,21 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 
 // build makes node name on its opened underlay b.
 func (l *Lab) build(name string, b overlay.Bind, i uint64) (*node.Node, error) {
+	var wrap func(overlay.Bind) overlay.Bind
 	if !l.opts.NoDelay {
-		ne := overlay.NewNetem(b, node.TopologyShape(l.Topo, name, l.endpoints), l.opts.Seed*1000+i)
-		ne.SetExtraLoss(l.loss)
-		l.netems[name] = ne
-		b = ne
+		// Inside underlay security's sealing, the emulation sees frames
+		// in clear: their link and signalling flow pick delay and loss.
+		wrap = func(sealed overlay.Bind) overlay.Bind {
+			ne := overlay.NewNetem(sealed, node.TopologyShape(l.Topo, name, l.endpoints), l.opts.Seed*1000+i)
+			ne.SetExtraLoss(l.loss)
+			l.netems[name] = ne
+			return ne
+		}
 	}
 	zero := uint16(0)
 	n, err := node.New(l.Topo, name, node.Options{
 		Backend: tun.BackendUserspace, Bind: b, Port: &zero, Endpoints: l.endpoints, Log: l.opts.Log,
-		State: l.stores[name], PoisonBuffers: true,
+		State: l.stores[name], PoisonBuffers: true, SIPAnswerT2: l.opts.SIPAnswerT2, Keys: l.keys, WrapBind: wrap,
 	})
 	if err != nil {
 		b.Close()

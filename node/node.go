@@ -18,6 +18,7 @@ import (
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/metrics"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/secure"
 	"github.com/ha2r/mip6testbed/softphone"
 	"github.com/ha2r/mip6testbed/state"
 	"github.com/ha2r/mip6testbed/tun"
@@ -55,8 +56,17 @@ type Options struct {
 	// PoisonBuffers makes the overlay scribble over packet buffers after
 	// each round, so that a hook keeping a reference shows (tests).
 	PoisonBuffers bool
-	Clock         clock.Clock
-	Log           *slog.Logger
+	// Keys, if set, are the underlay's key pairs (the lab's); otherwise the
+	// topology's public keys and the node's private_key_file are used.
+	Keys *Keys
+	// WrapBind, if set, wraps the node's underlay after underlay security,
+	// so that what it sees is frames in clear (the lab's emulated delays).
+	WrapBind func(overlay.Bind) overlay.Bind
+	// SIPAnswerT2 caps the interval between a phone's 2xx retransmissions
+	// (softphone.PhoneConfig.AnswerT2; 0: RFC 3261's 4 s).
+	SIPAnswerT2 time.Duration
+	Clock       clock.Clock
+	Log         *slog.Logger
 }
 
 // Node is one running node.
@@ -71,8 +81,10 @@ type Node struct {
 	Mobility Mobility
 	SIP      SIP
 
-	opts  Options
-	calls []*softphone.Call // calls in progress, for handover marks
+	opts Options
+	// secure is the underlay's security, nil when it runs in clear.
+	secure *secure.Bind
+	calls  []*softphone.Call // calls in progress, for handover marks
 	// allCalls are the last maxCallReports calls, for `calls`.
 	allCalls []*softphone.Call
 	// tracing is set while a control client traces the node;
@@ -108,10 +120,16 @@ func New(topo *config.Topology, name string, o Options) (*Node, error) {
 	if n.bind == nil {
 		n.bind = overlay.NewStdBind()
 	}
+	var err error
+	if n.bind, err = n.secureUnderlay(n.bind); err != nil {
+		return nil, err
+	}
 	if o.EmulateDelays {
 		n.bind = overlay.NewNetem(n.bind, TopologyShape(topo, name, o.Endpoints), o.Seed)
 	}
-	var err error
+	if o.WrapBind != nil {
+		n.bind = o.WrapBind(n.bind)
+	}
 	if nc.Role.IsRouter() {
 		err = n.buildRouter()
 	} else {
@@ -348,6 +366,7 @@ type Status struct {
 	Host     *overlay.HostStatus   `json:"host,omitempty"`
 	Mobility *MobilityStatus       `json:"mobility,omitempty"`
 	SIP      *SIPStatus            `json:"sip,omitempty"`
+	Underlay secure.Status         `json:"underlay_security"`
 	Counters map[string]uint64     `json:"counters"`
 }
 
@@ -371,6 +390,9 @@ func (n *Node) Status() Status {
 	}
 	s.Mobility = n.mobilityStatus()
 	s.SIP = n.sipStatus()
+	if n.secure != nil {
+		s.Underlay = n.secure.Status()
+	}
 	return s
 }
 

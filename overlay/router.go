@@ -127,7 +127,7 @@ func NewRouter(cfg RouterConfig, bind Bind) (*Router, error) {
 		cfg.MemberTimeout = 75 * time.Second
 	}
 	if cfg.BackboneMTU == 0 {
-		cfg.BackboneMTU = 1448
+		cfg.BackboneMTU = 1416 // config.DefaultMTU
 	}
 	if !cfg.Address.IsValid() {
 		return nil, errors.New("overlay: router needs an address")

@@ -2,8 +2,9 @@
 # Data-path benchmark, overlay against wireguard-go in the same run, on
 # kernel TUNs in network namespaces:
 #
-#  1. two nodes (examples/two-node.yaml) in two namespaces joined by one
-#     veth, then wireguard-go on the same veth: single-stream TCP
+#  1. two nodes (examples/two-node.yaml, with key pairs from node init: the
+#     underlay encrypted) in two namespaces joined by one veth, then
+#     wireguard-go on the same veth, then the two nodes in clear: single-stream TCP
 #     throughput (iperf3), the CPU time the two processes spend, ping RTT,
 #     and UDP with 64- and 1200-byte payloads offered as fast as iperf3 can
 #     send (-b 0): packets per second delivered and the loss;
@@ -139,18 +140,31 @@ wait_attached() { # NAME
 }
 child() { pgrep -P "$1" node || echo "$1"; }
 
+# Keyed copies of the topologies (node init gives every node a key pair):
+# the overlay runs encrypted, like wireguard-go; the two-node run is also
+# made in clear, to show what the encryption costs.
+mkdir -p "$WORK/two" "$WORK/line"
+"$WORK/node" init --template two-node "$WORK/two/two-node.yaml" >/dev/null
+"$WORK/node" init --template line "$WORK/line/line.yaml" >/dev/null
+
 # --- 1. ours: router r1 (with its own stack) in A, host h1 in B ---
-TWO=$ROOT/examples/two-node.yaml
-R1=$(start_node "$A" r1 "$TWO" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1.pprof"})
-PIDS+=("$R1")
-H1=$(start_node "$B" h1 "$TWO" mip6b1 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/h1.pprof"})
-PIDS+=("$H1")
-wait_attached h1
-OURS=$(tcp overlay "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")
-OURS_U64=$(udp overlay "$B" "$A" 2001:db8:100::1 64)
-OURS_U1200=$(udp overlay "$B" "$A" 2001:db8:100::1 1200)
-kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
-PIDS=()
+two_nodes() { # TOPOLOGY LABEL: sets RESULT_TCP, RESULT_U64, RESULT_U1200
+	local topo=$1 label=$2
+	R1=$(start_node "$A" r1 "$topo" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1-$label.pprof"})
+	PIDS+=("$R1")
+	H1=$(start_node "$B" h1 "$topo" mip6b1 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/h1-$label.pprof"})
+	PIDS+=("$H1")
+	wait_attached h1
+	RESULT_TCP=$(tcp "$label" "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")
+	RESULT_U64=$(udp "$label" "$B" "$A" 2001:db8:100::1 64)
+	RESULT_U1200=$(udp "$label" "$B" "$A" 2001:db8:100::1 1200)
+	kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
+	PIDS=()
+}
+two_nodes "$WORK/two/two-node.yaml" overlay
+OURS=$RESULT_TCP OURS_U64=$RESULT_U64 OURS_U1200=$RESULT_U1200
+two_nodes "$ROOT/examples/two-node.yaml" overlay-clear
+CLEAR=$RESULT_TCP CLEAR_U64=$RESULT_U64 CLEAR_U1200=$RESULT_U1200
 
 # --- 1. wireguard-go over the same veth ---
 umask 077
@@ -193,7 +207,7 @@ ip -n "$A" link set va up; ip -n "$A" link set vc up
 ip -n "$B" link set va up; ip -n "$C" link set vc up
 ip -n "$B" route add 10.97.0.1/32 via 10.97.1.1
 ip -n "$C" route add 10.97.0.1/32 via 10.97.2.1
-LINE=$ROOT/examples/line.yaml
+LINE=$WORK/line/line.yaml
 LR=$(start_node "$A" r1 "$LINE" unused); PIDS+=("$LR")
 LH1=$(start_node "$B" h1 "$LINE" mip6l1); PIDS+=("$LH1")
 LH2=$(start_node "$C" h2 "$LINE" mip6l2); PIDS+=("$LH2")
@@ -210,14 +224,14 @@ ROUTER_CPU=$(awk -v a="$rc0" -v b="$rc1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)
 # --- report ---
 read -r _ og oc or <<<"$OURS"
 read -r _ wgg wc wr <<<"$WG"
-printf "\nTwo nodes, one veth (%s s each)\n" "$DUR"
+printf "\nTwo nodes, one veth (%s s each); overlay: encrypted (AES-256-GCM), overlay-clear: without underlay security\n" "$DUR"
 printf "%-14s %10s %12s %14s %10s\n" "TCP" "Gbit/s" "CPU s" "Gbit per CPU s" "RTT ms"
-for line in "$OURS" "$WG"; do
+for line in "$OURS" "$WG" "$CLEAR"; do
 	read -r n g c r <<<"$line"
 	printf "%-14s %10.2f %12.2f %14.2f %10.3f\n" "$n" "$g" "$c" "$(awk -v g="$g" -v c="$c" -v d="$DUR" 'BEGIN{print (c>0)? g*d/c : 0}')" "$r"
 done
 printf "%-14s %10s %14s %16s %8s\n" "UDP" "payload" "offered pkt/s" "delivered pkt/s" "loss %"
-for line in "$OURS_U64" "$WG_U64" "$OURS_U1200" "$WG_U1200"; do
+for line in "$OURS_U64" "$WG_U64" "$CLEAR_U64" "$OURS_U1200" "$WG_U1200" "$CLEAR_U1200"; do
 	read -r n l s d p <<<"$line"
 	printf "%-14s %10s %14s %16s %8s\n" "$n" "$l B" "$s" "$d" "$p"
 done
@@ -230,6 +244,8 @@ RATIO_U1200=$(ratio_pps "$OURS_U1200" "$WG_U1200")
 echo
 echo "overlay / wireguard-go: TCP throughput x$RATIO_T, per CPU-second x$RATIO_C, RTT x$RATIO_R;"
 echo "  UDP delivered packets/s x$RATIO_U64 (64 B), x$RATIO_U1200 (1200 B)"
+read -r _ cg cc _ <<<"$CLEAR"
+echo "encrypted / in clear: TCP throughput x$(awk -v a="$og" -v b="$cg" 'BEGIN{printf "%.2f", a/b}'), per CPU-second x$(awk -v a="$og" -v ac="$oc" -v b="$cg" -v bc="$cc" 'BEGIN{printf "%.2f", (a/ac)/(b/bc)}')"
 read -r _ lg _ lr <<<"$LINE_TCP"
 read -r _ _ _ l64 l64loss <<<"$LINE_U64"
 read -r _ _ _ l1200 l1200loss <<<"$LINE_U1200"
@@ -237,7 +253,7 @@ printf "\nLine h1 - r1 - h2, the router without a TUN: TCP %.2f Gbit/s (RTT %s m
 	"$lg" "$lr" "$l64" "$l64loss" "$l1200" "$l1200loss" "$ROUTER_CPU"
 if [ -n "$JSON" ]; then
 	u() { echo "$1" | awk '{printf "{\"offered_pps\":%s,\"delivered_pps\":%s,\"loss_pct\":%s}", $3, $4, $5}'; }
-	printf '{"duration_s":%s,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s,"ratio_udp64_pps":%s,"ratio_udp1200_pps":%s,"line":{"tcp_gbps":%s,"udp64":%s,"udp1200":%s,"router_cpu_s":%s}}\n' \
+	printf '{"duration_s":%s,"overlay_encrypted":true,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s,"ratio_udp64_pps":%s,"ratio_udp1200_pps":%s,"line":{"tcp_gbps":%s,"udp64":%s,"udp1200":%s,"router_cpu_s":%s}}\n' \
 		"$DUR" "$og" "$oc" "$or" "$(u "$OURS_U64")" "$(u "$OURS_U1200")" "$wgg" "$wc" "$wr" "$(u "$WG_U64")" "$(u "$WG_U1200")" \
 		"$RATIO_T" "$RATIO_C" "$RATIO_R" "$RATIO_U64" "$RATIO_U1200" "$lg" "$(u "$LINE_U64")" "$(u "$LINE_U1200")" "$ROUTER_CPU" >"$JSON"
 fi

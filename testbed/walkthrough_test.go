@@ -36,8 +36,12 @@ func TestWalkthroughLaptopTwoVMs(t *testing.T) {
 	edit(t, topo,
 		"{link: ar1,  network: 192.168.1.0/24}", "{link: ar1,  network: 192.168.1.0/24, gateway: 192.168.1.1}",
 		"{link: ar1p, network: 172.20.10.0/28}", "{link: ar1p, network: 192.168.1.0/24, gateway: 192.168.1.254}")
-	if err := os.Chown(topo, 65534, 65534); err != nil {
-		t.Fatal(err)
+	// The laptop's user owns the topology and its own private key (the
+	// README: copy mn1.key to the laptop); init wrote a key per node.
+	for _, f := range []string{topo, filepath.Join(w.dir, "mn1.key")} {
+		if err := os.Chown(f, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Step 3: the VMs' nodes (as the README: no sudo, so userspace), then
@@ -50,6 +54,9 @@ func TestWalkthroughLaptopTwoVMs(t *testing.T) {
 	st := w.waitStatus("mn1", "mn1 to attach to ar1 and register with SIP", 20*time.Second, func(s walkStatus) bool {
 		return s.Host.Link == "ar1" && s.Host.Attached && s.SIP.Registration.Contact != ""
 	})
+	if !st.Underlay.Encrypted || !st.sessionWith("ar1") {
+		t.Errorf("mn1's underlay is not encrypted, or it has no session with ar1: %+v", st.Underlay)
+	}
 	if st.Backend != "userspace" {
 		t.Errorf("mn1 as uid %s runs on the %q device backend, want userspace", nobody, st.Backend)
 	}
@@ -105,6 +112,13 @@ type walkStatus struct {
 		Link     string `json:"link"`
 		Attached bool   `json:"attached"`
 	} `json:"host"`
+	Underlay struct {
+		Encrypted bool `json:"encrypted"`
+		Peers     []struct {
+			Name    string `json:"name"`
+			Session bool   `json:"session"`
+		} `json:"peers"`
+	} `json:"underlay_security"`
 	SIP struct {
 		Registration struct {
 			Contact string `json:"contact"`
@@ -113,6 +127,15 @@ type walkStatus struct {
 			Received uint64 `json:"packets_received"`
 		} `json:"calls"`
 	} `json:"sip"`
+}
+
+func (s walkStatus) sessionWith(peer string) bool {
+	for _, p := range s.Underlay.Peers {
+		if p.Name == peer && p.Session {
+			return true
+		}
+	}
+	return false
 }
 
 // walkthrough is three namespaces (vm1, vm2, laptop) and the nodes in them.

@@ -9,7 +9,9 @@ import (
 
 	"github.com/ha2r/mip6testbed/config"
 	"github.com/ha2r/mip6testbed/demo"
+	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/report"
+	"github.com/ha2r/mip6testbed/secure"
 )
 
 // Every node of a testbed started with the same --pcap writes its own
@@ -80,6 +82,19 @@ func TestInitAndPlaceholders(t *testing.T) {
 	if err != nil || len(topo.Placeholders) != 0 {
 		t.Fatalf("init's file: %v, placeholders %v", err, topo.Placeholders)
 	}
+	if !topo.Secure() {
+		t.Fatal("init's topology has no key pairs")
+	}
+	for _, nc := range topo.Nodes {
+		fi, err := os.Stat(filepath.Join(dir, nc.PrivateKeyFile))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s's key file: %v, %v; want mode 0600", nc.Name, fi, err)
+		}
+		k, err := node.ReadPrivateKey(file, nc.Name, nc.PrivateKeyFile)
+		if err != nil || k.Public() != secure.Key(nc.PublicKey) {
+			t.Fatalf("%s's private key %v does not match its public key", nc.Name, err)
+		}
+	}
 	if got := run([]string{"init", file}); got != 2 {
 		t.Errorf("init over an existing file exited %d, want 2", got)
 	}
@@ -91,6 +106,16 @@ func TestInitAndPlaceholders(t *testing.T) {
 	}
 	if got := run([]string{"keygen"}); got != 0 {
 		t.Errorf("keygen exited %d", got)
+	}
+	pair := filepath.Join(dir, "extra.key")
+	if got := run([]string{"keygen", "--pair", pair}); got != 0 {
+		t.Errorf("keygen --pair exited %d", got)
+	}
+	if _, err := node.ReadPrivateKey("", "extra", pair); err != nil {
+		t.Errorf("keygen --pair wrote an unreadable key: %v", err)
+	}
+	if got := run([]string{"keygen", "--pair", pair}); got != 2 {
+		t.Errorf("keygen --pair over an existing key exited %d, want 2", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/node"
 	"github.com/ha2r/mip6testbed/overlay"
+	"github.com/ha2r/mip6testbed/secure"
 )
 
 // printStatus writes a node's status as text: what the node is, then one
@@ -25,7 +26,13 @@ func printStatus(out io.Writer, st node.Status, now time.Time) {
 	if st.Backend != "" {
 		fmt.Fprintf(w, ", device: %s", st.Backend)
 	}
+	if st.Underlay.Encrypted {
+		fmt.Fprintf(w, ", underlay: encrypted (public key %s)", st.Underlay.PublicKey)
+	} else {
+		fmt.Fprint(w, ", underlay: IN CLEAR")
+	}
 	fmt.Fprintln(w)
+	printUnderlay(w, st.Underlay)
 	if r := st.Router; r != nil {
 		printRouter(w, r)
 	}
@@ -46,6 +53,23 @@ func printStatus(out io.Writer, st node.Status, now time.Time) {
 	table(w, "COUNTER\tVALUE")
 	for _, k := range names {
 		fmt.Fprintf(w, "%s\t%d\n", k, st.Counters[k])
+	}
+}
+
+// printUnderlay lists the peers a node has sessions with.
+func printUnderlay(w io.Writer, u secure.Status) {
+	var live []secure.PeerStatus
+	for _, p := range u.Peers {
+		if p.Session {
+			live = append(live, p)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	table(w, "UNDERLAY PEER\tENDPOINT\tSESSION AGE")
+	for _, p := range live {
+		fmt.Fprintf(w, "%s\t%s\t%.0f s\n", p.Name, orDash(p.Endpoint), p.SessionAge)
 	}
 }
 
