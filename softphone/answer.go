@@ -27,14 +27,18 @@ type answerTx struct {
 	sip.ServerTransaction
 	acked chan struct{}
 	once  sync.Once
+	t2    time.Duration // the retransmission interval's cap
 
 	mu      sync.Mutex
 	answer  *sip.Response
 	expired bool
 }
 
-func newAnswerTx(tx sip.ServerTransaction) *answerTx {
-	return &answerTx{ServerTransaction: tx, acked: make(chan struct{})}
+func newAnswerTx(tx sip.ServerTransaction, t2 time.Duration) *answerTx {
+	if t2 <= 0 {
+		t2 = sip.T2
+	}
+	return &answerTx{ServerTransaction: tx, acked: make(chan struct{}), t2: t2}
 }
 
 func (a *answerTx) Respond(res *sip.Response) error {
@@ -83,7 +87,7 @@ func (a *answerTx) retransmit(res *sip.Response) {
 				a.expire()
 				return
 			}
-			wait = min(2*wait, sip.T2)
+			wait = min(2*wait, a.t2)
 			next.Reset(wait)
 		}
 	}

@@ -424,7 +424,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	dua := &sipgo.DialogUA{Client: cli, ContactHDR: p.contactHeader(contact)}
-	atx := newAnswerTx(tx)
+	atx := newAnswerTx(tx, p.cfg.AnswerT2)
 	ds, err := dua.ReadInvite(req, atx)
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))

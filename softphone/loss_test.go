@@ -151,6 +151,31 @@ func TestAnswerRetransmittedOnSchedule(t *testing.T) {
 	}
 }
 
+// A phone with a shorter T2 for its answers (PhoneConfig.AnswerT2) sends
+// them at 0, 0.5, 1.5, 2.5, 3.5, 4.5 s: the sixth by 4.5 s, where RFC 3261's
+// default T2 of 4 s sends it at 11.5 s.
+func TestAnswerT2CapsTheInterval(t *testing.T) {
+	startProxy(t, "d6b", 25115, "gina", "hugo")
+	answers := &recorder{start: "SIP/2.0 200", has: "INVITE"}
+	caller := startPhoneOn(t, dropNetwork{answers.drop}, "gina", "d6b", 25116, 25115)
+	noACK := func(b []byte) bool { return bytes.HasPrefix(b, []byte("ACK ")) }
+	registerPhone(t, PhoneConfig{AOR: sip.Uri{User: "hugo", Host: "d6b"}, Proxy: netip.AddrPortFrom(loop, 25115),
+		Net: dropNetwork{noACK}, Contact: func() netip.Addr { return loop }, Port: 25117, RTPPort: 30000 + 117*20,
+		AutoAnswer: true, AnswerT2: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := caller.Call(ctx, sip.Uri{User: "hugo", Host: "d6b"}, CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Hangup(ctx)
+	var got []time.Time
+	testenv.WaitFor(t, 8*time.Second, "six answers", func() bool { got = answers.times(); return len(got) >= 6 })
+	if d := got[5].Sub(got[0]); d > 6*time.Second {
+		t.Errorf("the sixth answer came %v after the first, want about 4.5 s with T2 = 1 s", d)
+	}
+}
+
 // A caller whose deadline passes while the callee still rings gives up at
 // the deadline: the call ends with a report that says so, and a CANCEL
 // stops the ringing phone. (The phone used to wait out sipgo's CANCEL

@@ -52,6 +52,11 @@ type PhoneConfig struct {
 	// AnswerDelay is how long an auto-answering phone rings (after its 180
 	// Ringing) before it answers.
 	AnswerDelay time.Duration
+	// AnswerT2 caps the interval between retransmissions of a 2xx answer
+	// (RFC 3261 13.3.1.4's T2; default sip.T2, 4 s). A 2xx crosses every
+	// hop end to end with nothing but these retransmissions behind it, so
+	// on a lossy path a shorter cap sends more copies within 64*T1.
+	AnswerT2 time.Duration
 	// Codecs in order of preference (PCMU, PCMA).
 	Codecs []Codec
 	// RegisterExpiry is the registration lifetime asked for.

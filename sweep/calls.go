@@ -29,6 +29,9 @@ type CallOptions struct {
 	Batch        int       // calls placed at once; each batch shares a move
 	Talk         time.Duration
 	Seed         uint64
+	// AnswerT2 caps the phones' 2xx retransmission interval (0: RFC 3261's
+	// 4 s); see softphone.PhoneConfig.AnswerT2.
+	AnswerT2 time.Duration
 	// Progress, if set, is told of each point as it completes.
 	Progress func(CallPoint)
 }
@@ -140,7 +143,7 @@ func schemeCalls(ctx context.Context, o CallOptions, scheme config.Scheme) ([]Ca
 		return nil, err
 	}
 	lab.UseScheme(topo, scheme)
-	l, err := lab.Start(ctx, topo, lab.Options{Seed: o.Seed})
+	l, err := lab.Start(ctx, topo, lab.Options{Seed: o.Seed, SIPAnswerT2: o.AnswerT2})
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func readTopology(path string) ([]byte, string, error) {
 // sweepCalls is "node sweep calls": call setup and survival of a move as
 // loss on every underlay traversal grows, for each scheme.
 func sweepCalls(args []string) error {
-	fs := newFlags("sweep calls", "node sweep calls [--loss 0,5,10,20,30] [--calls 50] [--batch 10] [--talk 2s] [--scheme standard|ha2r|both] [--seed N] [--config FILE] [--json]")
+	fs := newFlags("sweep calls", "node sweep calls [--loss 0,5,10,20,30] [--calls 50] [--batch 10] [--talk 2s] [--scheme standard|ha2r|both] [--seed N] [--answer-t2 D] [--config FILE] [--json]")
 	lossList := fs.String("loss", "0,5,10,20,30", "loss rates to measure, in percent, on every underlay traversal (every hop)")
 	calls := fs.Int("calls", 50, "calls per loss rate and scheme")
 	batchSize := fs.Int("batch", 10, "calls placed at once; MN1 moves once while each batch talks")
@@ -64,11 +64,12 @@ func sweepCalls(args []string) error {
 	scheme := fs.String("scheme", "both", "standard, ha2r or both (side by side, a lab each)")
 	seed := fs.Uint64("seed", 1, "seed of the emulated loss")
 	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml): mn1 calls mn2 and moves between ar1 and ar1p")
+	answerT2 := fs.Duration("answer-t2", 0, "cap on the interval between a phone's 2xx retransmissions (RFC 3261 T2; default 4s)")
 	asJSON := fs.Bool("json", false, "print the points as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	o := sweep.CallOptions{Topology: examples.Fig4, TopologyName: "fig4.yaml (built in)", Calls: *calls, Batch: *batchSize, Talk: *talk, Seed: *seed}
+	o := sweep.CallOptions{Topology: examples.Fig4, TopologyName: "fig4.yaml (built in)", Calls: *calls, Batch: *batchSize, Talk: *talk, Seed: *seed, AnswerT2: *answerT2}
 	for _, f := range strings.Split(*lossList, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		if err != nil || v < 0 || v > 60 {
