@@ -166,6 +166,55 @@ OURS=$RESULT_TCP OURS_U64=$RESULT_U64 OURS_U1200=$RESULT_U1200
 two_nodes "$ROOT/examples/two-node.yaml" overlay-clear
 CLEAR=$RESULT_TCP CLEAR_U64=$RESULT_U64 CLEAR_U1200=$RESULT_U1200
 
+# --- forged messages: what 10,000 a second cost a router ---
+# From h1's namespace, python sends 10,000 datagrams a second to r1's
+# underlay port for DUR seconds: a third each of transport messages under
+# random session indices, handshake initiations of the right length with
+# a wrong mac1, and random bytes. r1's CPU time then is the cost, measured
+# on the encrypted router and, as the baseline of receiving datagrams at
+# all, on the router in clear.
+forge() { # TOPOLOGY LABEL: sets FORGE_BUSY (% of a core) and FORGED (drops counted)
+	local topo=$1 label=$2
+	R1=$(start_node "$A" r1 "$topo" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1-forged-$label.pprof"}); PIDS+=("$R1")
+	H1=$(start_node "$B" h1 "$topo" mip6b1); PIDS+=("$H1")
+	wait_attached h1
+	local rc f1 f2; rc=$(child "$R1")
+	f1=$(cpu_ticks "$rc")
+	ip netns exec "$B" python3 - "$DUR" <<'PY'
+import os, socket, struct, sys, time
+dur = float(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rate, sent, start = 10000, 0, time.monotonic()
+while True:
+    now = time.monotonic() - start
+    if now >= dur:
+        break
+    while sent < now * rate:
+        k = sent % 3
+        if k == 0:
+            m = struct.pack("!B3xIQ", 4, int.from_bytes(os.urandom(4), "big"), sent) + os.urandom(1200)
+        elif k == 1:
+            m = struct.pack("!B3x", 1) + os.urandom(120)
+        else:
+            m = os.urandom(200)
+        s.sendto(m, ("10.98.0.1", 7000))
+        sent += 1
+    time.sleep(0.001)
+PY
+	f2=$(cpu_ticks "$rc")
+	FORGED=$("$WORK/node" status --control "$WORK/r1.sock" --json | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["counters"]
+print(sum(v for k, v in c.items() if k.startswith("secure.drop.") or k.startswith("drop.")))')
+	FORGE_BUSY=$(awk -v a="$f1" -v b="$f2" -v t="$TCK" -v d="$DUR" 'BEGIN{printf "%.1f", 100*(b-a)/t/d}')
+	kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
+	PIDS=()
+}
+forge "$WORK/two/two-node.yaml" encrypted
+FORGE_ENC=$FORGE_BUSY FORGED_ENC=$FORGED
+forge "$ROOT/examples/two-node.yaml" clear
+FORGE_CLEAR=$FORGE_BUSY FORGED_CLEAR=$FORGED
+
 # --- 1. wireguard-go over the same veth ---
 umask 077
 wg genkey >"$WORK/ka"; wg pubkey <"$WORK/ka" >"$WORK/pa"
@@ -245,6 +294,7 @@ echo
 echo "overlay / wireguard-go: TCP throughput x$RATIO_T, per CPU-second x$RATIO_C, RTT x$RATIO_R;"
 echo "  UDP delivered packets/s x$RATIO_U64 (64 B), x$RATIO_U1200 (1200 B)"
 read -r _ cg cc _ <<<"$CLEAR"
+echo "10,000 forged messages a second: the encrypted r1 used ${FORGE_ENC} % of a core (dropped $FORGED_ENC), r1 in clear ${FORGE_CLEAR} % (dropped $FORGED_CLEAR)"
 echo "encrypted / in clear: TCP throughput x$(awk -v a="$og" -v b="$cg" 'BEGIN{printf "%.2f", a/b}'), per CPU-second x$(awk -v a="$og" -v ac="$oc" -v b="$cg" -v bc="$cc" 'BEGIN{printf "%.2f", (a/ac)/(b/bc)}')"
 read -r _ lg _ lr <<<"$LINE_TCP"
 read -r _ _ _ l64 l64loss <<<"$LINE_U64"
@@ -253,7 +303,7 @@ printf "\nLine h1 - r1 - h2, the router without a TUN: TCP %.2f Gbit/s (RTT %s m
 	"$lg" "$lr" "$l64" "$l64loss" "$l1200" "$l1200loss" "$ROUTER_CPU"
 if [ -n "$JSON" ]; then
 	u() { echo "$1" | awk '{printf "{\"offered_pps\":%s,\"delivered_pps\":%s,\"loss_pct\":%s}", $3, $4, $5}'; }
-	printf '{"duration_s":%s,"overlay_encrypted":true,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s,"ratio_udp64_pps":%s,"ratio_udp1200_pps":%s,"line":{"tcp_gbps":%s,"udp64":%s,"udp1200":%s,"router_cpu_s":%s}}\n' \
+	printf '{"duration_s":%s,"overlay_encrypted":true,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s,"ratio_udp64_pps":%s,"ratio_udp1200_pps":%s,"forged_10k_per_s":{"encrypted_router_cpu_pct":%s,"clear_router_cpu_pct":%s,"dropped":%s},"line":{"tcp_gbps":%s,"udp64":%s,"udp1200":%s,"router_cpu_s":%s}}\n' \
 		"$DUR" "$og" "$oc" "$or" "$(u "$OURS_U64")" "$(u "$OURS_U1200")" "$wgg" "$wc" "$wr" "$(u "$WG_U64")" "$(u "$WG_U1200")" \
-		"$RATIO_T" "$RATIO_C" "$RATIO_R" "$RATIO_U64" "$RATIO_U1200" "$lg" "$(u "$LINE_U64")" "$(u "$LINE_U1200")" "$ROUTER_CPU" >"$JSON"
+		"$RATIO_T" "$RATIO_C" "$RATIO_R" "$RATIO_U64" "$RATIO_U1200" "$FORGE_ENC" "$FORGE_CLEAR" "$FORGED_ENC" "$lg" "$(u "$LINE_U64")" "$(u "$LINE_U1200")" "$ROUTER_CPU" >"$JSON"
 fi

@@ -110,6 +110,7 @@ type peer struct {
 	mac1   [32]byte // key of the mac1 on messages to this peer
 
 	current atomic.Pointer[keypair]
+	known   atomic.Pointer[netip.AddrPort] // the endpoint byEndpoint maps to this peer
 
 	mu        sync.Mutex
 	endpoint  netip.AddrPort
@@ -242,15 +243,22 @@ func (b *Bind) Send(bufs [][]byte, to netip.AddrPort) error {
 	if b.wantsRekey(kp, now) {
 		b.initiate(p, to)
 	}
-	batch := b.getBatch(len(bufs))
+	batch := b.getBatch(bufs)
 	defer b.batches.Put(batch)
 	sc := &batch.scratch
+	off := 0
 	for i, f := range bufs {
 		ctr := kp.sent.Add(1) - 1
-		out := grow(batch.bufs[i], headerLen+len(f)+tagLen)
+		n := headerLen + len(f) + tagLen
+		// Sealed datagrams lie end to end in one arena, each with the
+		// arena's remaining capacity: the underlay's UDP GSO coalesces a
+		// batch by appending each datagram to the one before, which is
+		// then a copy onto itself instead of a refusal for want of room.
+		out := batch.arena[off : off+n]
 		putTransportHeader(out, kp.remoteIndex, ctr)
 		copy(sc.ad[:], out[:headerLen]) // AEAD wants dst and ad apart
 		batch.bufs[i] = kp.send.Seal(out[:headerLen], sc.nonceFor(ctr), f, sc.ad[:])
+		off += n
 	}
 	b.c.sealed.Add(uint64(len(bufs)))
 	return b.inner.Send(batch.bufs[:len(bufs)], to)
@@ -444,25 +452,25 @@ func (b *Bind) forgetIndex(idx uint32) {
 }
 
 // learn records from as p's endpoint: called only for messages that
-// authenticated as p's.
+// authenticated as p's, so once per frame; the endpoint rarely changes,
+// so the common case is one atomic load.
 func (b *Bind) learn(p *peer, from netip.AddrPort) {
+	if k := p.known.Load(); k != nil && *k == from {
+		return
+	}
 	p.mu.Lock()
 	old := p.endpoint
 	p.endpoint = from
 	p.mu.Unlock()
-	if old == from {
-		b.mu.RLock()
-		known := b.byEndpoint[from] == p
-		b.mu.RUnlock()
-		if known {
-			return
-		}
-	}
 	b.mu.Lock()
 	if old.IsValid() && old != from && old != p.Endpoint && b.byEndpoint[old] == p {
 		delete(b.byEndpoint, old)
 	}
+	if prev := b.byEndpoint[from]; prev != nil && prev != p {
+		prev.known.Store(nil) // from is p's now
+	}
 	b.byEndpoint[from] = p
+	p.known.Store(&from)
 	b.mu.Unlock()
 }
 
@@ -489,6 +497,7 @@ func (b *Bind) receiveFunc(inner overlay.ReceiveFunc) overlay.ReceiveFunc {
 	return func(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
 		for {
 			n, err := inner(bufs, sizes, from)
+			sc.now = b.clk.Now() // once per batch, not per frame
 			out := 0
 			for i := 0; i < n; i++ {
 				frame, ok := b.process(bufs[i][:sizes[i]], from[i], sc)
@@ -544,7 +553,10 @@ func (b *Bind) open(msg []byte, from netip.AddrPort, sc *scratch) ([]byte, bool)
 		b.tellUnknown(idx, from)
 		return nil, false
 	}
-	if ctr >= b.cfg.RejectAfterMessages || b.clk.Now().Sub(kp.created) >= b.cfg.RejectAfterTime {
+	if sc.now.IsZero() {
+		sc.now = b.clk.Now()
+	}
+	if ctr >= b.cfg.RejectAfterMessages || sc.now.Sub(kp.created) >= b.cfg.RejectAfterTime {
 		b.c.expired.Add(1)
 		return nil, false
 	}

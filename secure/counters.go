@@ -3,6 +3,7 @@ package secure
 import (
 	"encoding/binary"
 	"sync/atomic"
+	"time"
 
 	"github.com/ha2r/mip6testbed/metrics"
 )
@@ -36,9 +37,10 @@ func (c *counters) resolve(m *metrics.Set) {
 	}
 }
 
-// batch is a Send's sealed buffers.
+// batch is a Send's sealed datagrams, in one arena.
 type batch struct {
 	bufs    [][]byte
+	arena   []byte
 	scratch scratch
 }
 
@@ -47,6 +49,7 @@ type batch struct {
 type scratch struct {
 	nonce [12]byte
 	ad    [headerLen]byte
+	now   time.Time // the receive batch's time
 }
 
 // nonceFor is Noise's AESGCM nonce: 32 zero bits, then the counter.
@@ -55,21 +58,21 @@ func (s *scratch) nonceFor(counter uint64) []byte {
 	return s.nonce[:]
 }
 
-func (b *Bind) getBatch(n int) *batch {
+// getBatch returns a batch with room to seal frames.
+func (b *Bind) getBatch(frames [][]byte) *batch {
 	bt, _ := b.batches.Get().(*batch)
 	if bt == nil {
 		bt = &batch{}
 	}
-	for len(bt.bufs) < n {
-		bt.bufs = append(bt.bufs, make([]byte, 0, 2048))
+	if len(bt.bufs) < len(frames) {
+		bt.bufs = make([][]byte, len(frames))
+	}
+	total := 0
+	for _, f := range frames {
+		total += len(f) + Overhead
+	}
+	if len(bt.arena) < total {
+		bt.arena = make([]byte, max(total, 64<<10))
 	}
 	return bt
-}
-
-// grow returns buf with room for n bytes.
-func grow(buf []byte, n int) []byte {
-	if cap(buf) < n {
-		return make([]byte, n)
-	}
-	return buf[:n]
 }
