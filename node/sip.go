@@ -55,7 +55,12 @@ func (n *Node) network() softphone.Network {
 	if u, ok := n.Dev.(*tun.Userspace); ok {
 		return stackNetwork{u}
 	}
-	return softphone.KernelNetwork{}
+	if n.Dev == nil {
+		return softphone.KernelNetwork{}
+	}
+	// Only the overlay: SIP and media must not be reachable from the
+	// underlay.
+	return softphone.KernelNetwork{Device: n.Dev.Name()}
 }
 
 // SIPDomains maps every SIP domain of the topology to its proxy.

@@ -33,6 +33,8 @@
 #   TESTBED_DIR  state directory (default /tmp/TESTBED_ID)
 #   NODE_BIN     the node binary (default: built from this checkout)
 #   NODE_ARGS    extra arguments for every `node run`
+#   TESTBED_CLEAR=1  run a topology without key pairs in clear (by default
+#                its copy in TESTBED_DIR/keyed gets a key pair per node)
 set -euo pipefail
 
 ID=${TESTBED_ID:-mip6tb}
@@ -86,6 +88,15 @@ cmd_start() {
 	if ns_exists "$CORE"; then die "testbed $ID is already up (run: $0 down)"; fi
 	mkdir -p "$DIR"
 	local bin; bin=$(node_bin)
+	# A topology without key pairs gets them (node init --from), so that the
+	# nodes' underlay is encrypted as in a deployment; TESTBED_CLEAR=1 keeps
+	# it in clear.
+	if [ -z "${TESTBED_CLEAR:-}" ] && ! grep -q '^[^#]*public_key:' "$topo"; then
+		rm -rf "$DIR/keyed"
+		mkdir -p "$DIR/keyed"
+		"$bin" init --from "$topo" "$DIR/keyed/$(basename "$topo")" >/dev/null || die "could not give $topo key pairs"
+		topo=$DIR/keyed/$(basename "$topo")
+	fi
 	"$bin" testbed-plan --config "$topo" >"$DIR/plan" || die "the topology cannot be laid out"
 	cp "$DIR/plan" "$DIR/plan.copy"
 	echo "$topo" >"$DIR/topology"
@@ -280,6 +291,7 @@ cmd_down() {
 		done
 	fi
 	rm -f "$DIR"/plan "$DIR"/plan.copy "$DIR"/access "$DIR"/routers "$DIR"/*.active "$DIR"/*.sock "$DIR"/topology "$DIR"/netns
+	rm -rf "$DIR"/keyed
 	set -e
 }
 

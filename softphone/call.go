@@ -122,7 +122,7 @@ func (p *Phone) Call(ctx context.Context, target sip.Uri, o CallOptions) (*Call,
 	if src == nil {
 		src, sink = p.audio(c.Peer, true)
 	}
-	c.start(answer.Addr, answer.Codecs[0], src, sink, o.Verify)
+	c.start(answer.Addr, answer.Codecs[0], src, sink, o.Verify, false) // the answer is the callee's consent
 	return c, nil
 }
 
@@ -212,9 +212,9 @@ func (c *Call) afterAbandon(err error) {
 
 // start starts the call's media. The call is already listed (its Report
 // may be asked for meanwhile), so the media is published under the lock.
-func (c *Call) start(remote netip.AddrPort, codec Codec, src Source, sink Sink, verify *TestPattern) {
+func (c *Call) start(remote netip.AddrPort, codec Codec, src Source, sink Sink, verify *TestPattern, hold bool) {
 	m := StartMedia(MediaConfig{RTP: c.rtp, RTCP: c.rtcp, Remote: remote, Codec: codec, Source: src, Sink: sink,
-		Verify: verify, SSRC: rand.Uint32(), Log: c.p.log})
+		Verify: verify, SSRC: rand.Uint32(), Hold: hold, Log: c.p.log})
 	c.mu.Lock()
 	c.codec, c.media = codec, m
 	c.mu.Unlock()
@@ -475,7 +475,8 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		done: make(chan struct{})}
 	p.register(c)
 	src, sink := p.audio(peer, false)
-	c.start(offer.Addr, codec, src, sink, nil)
+	// Receiving starts now; sending waits for the ACK or the caller's media.
+	c.start(offer.Addr, codec, src, sink, nil, true)
 	if err := ds.RespondSDP(answer); err != nil {
 		c.unacknowledged(err)
 	}
@@ -552,6 +553,9 @@ func (c *Call) retarget(ct *sip.ContactHeader) {
 func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if c := p.findCall(req); c != nil && c.ds != nil {
 		c.answer.ack()
+		if m := c.Media(); m != nil {
+			m.Release()
+		}
 		c.ds.ReadAck(req, tx)
 	}
 }

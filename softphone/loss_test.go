@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +238,39 @@ func TestCallGivenUpAtDeadline(t *testing.T) {
 	t.Logf("cancel passed after %v", time.Since(start))
 	testenv.WaitFor(t, 5*time.Second, "the callee to stop ringing", func() bool { return callee.ringing() == 0 })
 	t.Logf("callee stopped after %v", time.Since(start))
+}
+
+// A callee sends no media on the strength of the INVITE alone: only after
+// the ACK or the caller's own media from the address its SDP named. Here
+// both are lost at the callee for a second of the caller's media; the
+// callee must not have sent a packet; once they get through, it talks.
+func TestCalleeWaitsForConsent(t *testing.T) {
+	startProxy(t, "d8", 25130, "kim", "lee")
+	var blocking atomic.Bool
+	blocking.Store(true)
+	block := func(b []byte) bool {
+		return blocking.Load() && (bytes.HasPrefix(b, []byte("ACK ")) || len(b) > 12 && b[0]>>6 == 2)
+	}
+	caller := startPhoneOn(t, KernelNetwork{}, "kim", "d8", 25131, 25130)
+	var mu sync.Mutex
+	var callee *Call
+	registerPhone(t, PhoneConfig{AOR: sip.Uri{User: "lee", Host: "d8"}, Proxy: netip.AddrPortFrom(loop, 25130),
+		Net: dropNetwork{block}, Contact: func() netip.Addr { return loop }, Port: 25132, RTPPort: 30000 + 132*20, AutoAnswer: true,
+		OnCall: func(c *Call) { mu.Lock(); callee = c; mu.Unlock() }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := caller.Call(ctx, sip.Uri{User: "lee", Host: "d8"}, CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Hangup(ctx)
+	testenv.WaitFor(t, 5*time.Second, "a second of the caller's media", func() bool { return c.Media().Report().PacketsSent >= 50 })
+	mu.Lock()
+	m := callee.Media()
+	mu.Unlock()
+	if sent := m.Report().PacketsSent; sent != 0 || !m.Held() {
+		t.Fatalf("the callee sent %d packets without an ACK or the caller's media", sent)
+	}
+	blocking.Store(false)
+	testenv.WaitFor(t, 5*time.Second, "the callee's media", func() bool { return m.Report().PacketsSent > 0 && c.Media().Report().PacketsReceived > 0 })
 }

@@ -26,7 +26,13 @@ type MediaConfig struct {
 	// peer sends (TestPattern with the same seed).
 	Verify *TestPattern
 	SSRC   uint32
-	Log    *slog.Logger
+	// Hold keeps the session from sending anything until the peer
+	// consents: Release (the callee got the ACK of its answer) or the first
+	// RTP packet from the peer's address, whichever comes first. An INVITE's
+	// SDP can name any address; a phone that answered it does not start a
+	// stream there on the strength of the INVITE alone.
+	Hold bool
+	Log  *slog.Logger
 }
 
 // Media sends and receives one call's audio and keeps the statistics of
@@ -45,6 +51,7 @@ type Media struct {
 	start time.Time
 
 	mu          sync.Mutex
+	held        bool           // nothing is sent until Release
 	rtp, rtcp   net.PacketConn // the sockets now (Move replaces them)
 	remote      netip.AddrPort
 	sent        uint64
@@ -95,12 +102,27 @@ func StartMedia(cfg MediaConfig) *Media {
 	if cfg.Sink == nil {
 		cfg.Sink = Discard{}
 	}
-	m := &Media{cfg: cfg, log: cfg.Log, stop: make(chan struct{}), start: time.Now(), remote: cfg.Remote, rtp: cfg.RTP, rtcp: cfg.RTCP}
+	m := &Media{cfg: cfg, log: cfg.Log, stop: make(chan struct{}), start: time.Now(), remote: cfg.Remote, rtp: cfg.RTP, rtcp: cfg.RTCP,
+		held: cfg.Hold}
 	m.wg.Add(3)
 	go m.send()
 	go m.receive()
 	go m.receiveRTCP()
 	return m
+}
+
+// Release lets a held session send (see MediaConfig.Hold).
+func (m *Media) Release() {
+	m.mu.Lock()
+	m.held = false
+	m.mu.Unlock()
+}
+
+// Held reports whether the session still waits for the peer's consent.
+func (m *Media) Held() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held
 }
 
 // SetRemote changes where media goes (a re-INVITE moved the peer).
@@ -159,6 +181,9 @@ func (m *Media) send() {
 			m.sendRTCP(true)
 			return
 		case <-rtcpTick.C:
+			if m.Held() {
+				continue
+			}
 			m.sendRTCP(false)
 			if rtcpFirst {
 				rtcpFirst = false
@@ -166,6 +191,9 @@ func (m *Media) send() {
 			}
 			continue
 		case <-tick.C:
+		}
+		if m.Held() {
+			continue // no consent yet: the stream starts when it comes
 		}
 		if !srcDone {
 			if err := m.cfg.Source.ReadFrame(pcm); err != nil {
@@ -265,6 +293,7 @@ func (m *Media) receive() {
 			continue
 		}
 		pcm = codec.Decode(pcm[:0], pkt.Payload)
+		m.Release() // the peer's own media from its address: consent
 		m.account(&pkt, now, pcm)
 		m.cfg.Sink.WriteFrame(pcm)
 	}

@@ -24,11 +24,24 @@ type Network interface {
 	ListenUDP(at netip.AddrPort) (net.PacketConn, error)
 }
 
-// KernelNetwork opens ordinary sockets.
-type KernelNetwork struct{}
+// KernelNetwork opens ordinary sockets; with Device set, tied to that
+// interface (the node's TUN), so that a phone or proxy listening on the
+// unspecified address takes nothing that arrives from the underlay, and
+// one bound to an overlay address takes nothing sent to it through
+// another interface (Linux accepts a packet for any local address on any
+// interface).
+type KernelNetwork struct{ Device string }
 
-func (KernelNetwork) ListenUDP(at netip.AddrPort) (net.PacketConn, error) {
-	return net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
+func (k KernelNetwork) ListenUDP(at netip.AddrPort) (net.PacketConn, error) {
+	if k.Device == "" {
+		return net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
+	}
+	lc := net.ListenConfig{Control: bindToDevice(k.Device)}
+	c, err := lc.ListenPacket(context.Background(), "udp", net.UDPAddrFromAddrPort(at).String())
+	if err != nil {
+		return nil, fmt.Errorf("softphone: listening on %v on interface %s only: %w", at, k.Device, err)
+	}
+	return c, nil
 }
 
 // PhoneConfig configures a softphone.

@@ -121,7 +121,25 @@ type hostStatus struct {
 			} `json:"anchors"`
 		} `json:"mobile_node"`
 	} `json:"mobility"`
+	SIP struct {
+		Refused uint64 `json:"refused_datagrams"`
+	} `json:"sip"`
+	Underlay struct {
+		Encrypted bool `json:"encrypted"`
+	} `json:"underlay_security"`
 	Counters map[string]uint64 `json:"counters"`
+}
+
+// waitSIPRefused polls a node until its phone has refused want datagrams.
+func (b *bed) waitSIPRefused(node string, want uint64, limit time.Duration) hostStatus {
+	b.t.Helper()
+	var st hostStatus
+	testenv.Poll(b.t, 20*time.Millisecond, limit, fmt.Sprintf("%s's phone to refuse %d datagrams", node, want), func() bool {
+		var err error
+		st, err = b.status(node)
+		return err == nil && st.SIP.Refused >= want
+	})
+	return st
 }
 
 // waitCounter polls a node until its counter reaches want.

@@ -23,6 +23,9 @@ func TestKernelOverlayFig4(t *testing.T) {
 	b := startBed(t, "../examples/fig4.yaml")
 	mn1, _ := b.waitAttached("mn1", "ar1", 10*time.Second)
 	mn2, _ := b.waitAttached("mn2", "ar2", 10*time.Second)
+	if !mn1.Underlay.Encrypted || !mn2.Underlay.Encrypted {
+		t.Error("testbed.sh ran the nodes without underlay security")
+	}
 
 	out, err := b.exec(20*time.Second, "mn1", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", mn2.Host.Address)
 	if err != nil || !strings.Contains(out, " 0% packet loss") {
@@ -31,6 +34,7 @@ func TestKernelOverlayFig4(t *testing.T) {
 	if !strings.Contains(out, "ttl=62") {
 		t.Errorf("expected hop limit 62 after two routers:\n%s", out)
 	}
+	phoneTakesOnlyTheOverlay(t, b, mn1.Host.Address)
 
 	if out, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-1", "-D", "-B", mn2.Host.Address); err != nil {
 		t.Fatalf("iperf3 server: %v\n%s", err, out)
@@ -140,4 +144,58 @@ func TestNodeShutdownCleansUp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// phoneTakesOnlyTheOverlay checks that mn1's phone cannot be reached from
+// the underlay: its SIP socket is tied to the node's TUN (ss shows the
+// device), so an OPTIONS from its underlay neighbour (ar1's namespace, to
+// mn1's underlay address) is answered by the kernel with port unreachable,
+// while one over the overlay (from mn2, which is not mn1's proxy) reaches
+// the phone and is refused, counted. (The phone used to listen on every
+// address and took requests from the underlay.)
+func phoneTakesOnlyTheOverlay(t *testing.T, b *bed, fromOverlay string) {
+	t.Helper()
+	out, err := b.exec(5*time.Second, "mn1", "ss", "-Hulpn", "sport = :5060")
+	if err != nil || !strings.Contains(out, "%mip6") {
+		t.Errorf("mn1's SIP socket is not tied to its TUN: %v\n%s", err, out)
+	}
+	out, err = b.exec(5*time.Second, "mn1", "ip", "-4", "-o", "addr", "show", "scope", "global")
+	fields := strings.Fields(out)
+	if err != nil || len(fields) < 4 {
+		t.Fatalf("mn1's underlay address: %v\n%s", err, out)
+	}
+	underlay := strings.Split(fields[3], "/")[0]
+	probe := func(ns, dst string) string {
+		t.Helper()
+		// Connected, so that the kernel's port unreachable shows as an
+		// error on the second receive.
+		py := `import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.connect((sys.argv[1], 5060))
+s.send(b"OPTIONS sip:user1@domain1 SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKprobe\r\nMax-Forwards: 70\r\nFrom: <sip:probe@x>;tag=1\r\nTo: <sip:user1@domain1>\r\nCall-ID: probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+try:
+    s.recv(2048)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("silence")`
+		out, err := b.exec(5*time.Second, ns, "python3", "-c", py, dst)
+		if err != nil {
+			t.Fatalf("OPTIONS from %s to %s: %v\n%s", ns, dst, err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got := probe("ar1", underlay); got != "refused" {
+		t.Errorf("an OPTIONS to mn1's underlay address, port 5060: %s, want refused (port unreachable)", got)
+	}
+	before, err := b.status("mn1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe("mn2", fromOverlay)
+	st := b.waitSIPRefused("mn1", before.SIP.Refused+1, 5*time.Second)
+	t.Logf("mn1's phone refused the overlay's OPTIONS (refused_datagrams %d)", st.SIP.Refused)
 }

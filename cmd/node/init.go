@@ -24,8 +24,9 @@ func cmdInit(args []string) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	flagSet := newFlags("init", "node init [--template "+strings.Join(names, "|")+"] [--force] FILE")
+	flagSet := newFlags("init", "node init [--template "+strings.Join(names, "|")+" | --from TOPOLOGY] [--force] FILE")
 	template := flagSet.String("template", "fig4", "the topology to start from: "+strings.Join(names, ", ")+" (the files in examples/)")
+	from := flagSet.String("from", "", "start from this topology file instead, keeping its secrets: FILE is it with a key pair per node")
 	force := flagSet.Bool("force", false, "overwrite FILE if it exists")
 	if err := parse(flagSet, args); err != nil {
 		return err
@@ -34,13 +35,30 @@ func cmdInit(args []string) error {
 		return usageErr("init: name the file to write, e.g. node init --template laptop-cloud topology.yaml")
 	}
 	file := flagSet.Arg(0)
-	src, ok := examples.Templates[*template]
-	if !ok {
-		return usageErr("init: --template %q: use one of %s", *template, strings.Join(names, ", "))
-	}
-	out, n, err := config.FreshSecrets(src, rand.Reader)
-	if err != nil {
-		return err
+	var out []byte
+	n := 0
+	if *from != "" {
+		src, err := os.ReadFile(*from)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		topo, err := config.Parse(*from, src)
+		if err != nil {
+			return err
+		}
+		if topo.Secure() {
+			return usageErr("init: %s already has key pairs", *from)
+		}
+		out, *template = src, *from
+	} else {
+		src, ok := examples.Templates[*template]
+		if !ok {
+			return usageErr("init: --template %q: use one of %s", *template, strings.Join(names, ", "))
+		}
+		var err error
+		if out, n, err = config.FreshSecrets(src, rand.Reader); err != nil {
+			return err
+		}
 	}
 	out, keyFiles, err := withKeyPairs(out, file)
 	if err != nil {
@@ -75,7 +93,7 @@ func cmdInit(args []string) error {
 			return fmt.Errorf("init: %w", err)
 		}
 	}
-	fmt.Printf("wrote %s from template %s with %d fresh secrets and a key pair per node (readable by you only);\n"+
+	fmt.Printf("wrote %s from %s with %d fresh secrets and a key pair per node (readable by you only);\n"+
 		"each NAME.key beside it is that node's private key: copy it to that node's machine only.\n"+
 		"Edit the addresses, then: node run --config %s --name NODE\n", file, *template, n, file)
 	return nil

@@ -107,6 +107,20 @@ func TestInitAndPlaceholders(t *testing.T) {
 	if got := run([]string{"keygen"}); got != 0 {
 		t.Errorf("keygen exited %d", got)
 	}
+	// --from: key pairs for an existing topology, its secrets kept.
+	keyed := filepath.Join(dir, "keyed", "fig4.yaml")
+	os.Mkdir(filepath.Dir(keyed), 0o700)
+	if got := run([]string{"init", "--from", "../../examples/fig4.yaml", keyed}); got != 0 {
+		t.Fatalf("init --from exited %d", got)
+	}
+	orig, _ := config.Load("../../examples/fig4.yaml")
+	kt, err := config.Load(keyed)
+	if err != nil || !kt.Secure() || string(kt.HA2RKeySeed) != string(orig.HA2RKeySeed) {
+		t.Fatalf("init --from: %v, secure %v, the seed kept %v", err, kt != nil && kt.Secure(), kt != nil && string(kt.HA2RKeySeed) == string(orig.HA2RKeySeed))
+	}
+	if got := run([]string{"init", "--from", keyed, filepath.Join(dir, "again.yaml")}); got != 2 {
+		t.Errorf("init --from a topology with keys exited %d, want 2", got)
+	}
 	pair := filepath.Join(dir, "extra.key")
 	if got := run([]string{"keygen", "--pair", pair}); got != 0 {
 		t.Errorf("keygen --pair exited %d", got)

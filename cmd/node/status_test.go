@@ -40,6 +40,7 @@ func TestStatusText(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer call.Hangup(ctx)
+	testenv.WaitFor(t, 5*time.Second, "media both ways", func() bool { return call.Media().Report().PacketsReceived > 0 })
 	if _, err := l.Handover(ctx, "mn1", "ar1p"); err != nil {
 		t.Fatal(err)
 	}
