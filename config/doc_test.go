@@ -88,7 +88,7 @@ func TestTopologyDoc(t *testing.T) {
 	mn := topo.NodeByName("mn")
 	applied := map[string]any{
 		"mtu": topo.MTU, "scheme": topo.Scheme,
-		"timers.keepalive": topo.Timers.Keepalive, "timers.ra_interval": topo.Timers.RAInterval, "timers.rs_interval": topo.Timers.RSInterval,
+		"timers.keepalive": topo.Timers.Keepalive, "timers.ra_interval": topo.Timers.RAInterval, "timers.rs_interval": topo.Timers.RSInterval, "timers.sip_t2": topo.Timers.SIPT2,
 		"mobility.rr_trigger": topo.Mobility.RRTrigger, "mobility.anchor_idle": topo.Mobility.AnchorIdle,
 		"mobility.mn_auth": topo.Mobility.MNAuth, "mobility.home_lifetime": topo.Mobility.HomeLifetime,
 		"links[].delay": topo.Links[1].Delay, "links[].loss": topo.Links[1].Loss,

@@ -97,6 +97,7 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 		Keepalive:  d.duration(tm, "keepalive", DefaultKeepalive),
 		RAInterval: d.duration(tm, "ra_interval", DefaultRAInterval),
 		RSInterval: d.duration(tm, "rs_interval", DefaultRSInterval),
+		SIPT2:      d.duration(tm, "sip_t2", 4*time.Second),
 	}
 	mm := d.mapping(m["mobility"].val, "mobility", Sections["mobility"]...)
 	t.Mobility = MobilityOptions{

@@ -60,6 +60,9 @@ type Timers struct {
 	Keepalive  time.Duration // host keepalives to hold NAT mappings (25 s)
 	RAInterval time.Duration // unsolicited Router Advertisements
 	RSInterval time.Duration // Router Solicitation retransmission while attaching
+	// SIPT2 caps the interval between a phone's retransmissions of a 2xx
+	// answer (RFC 3261's T2, 4 s; see softphone.PhoneConfig.AnswerT2).
+	SIPT2 time.Duration
 }
 
 // MobilityOptions tune the mobility engines.

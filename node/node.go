@@ -63,7 +63,7 @@ type Options struct {
 	// so that what it sees is frames in clear (the lab's emulated delays).
 	WrapBind func(overlay.Bind) overlay.Bind
 	// SIPAnswerT2 caps the interval between a phone's 2xx retransmissions
-	// (softphone.PhoneConfig.AnswerT2; 0: RFC 3261's 4 s).
+	// (softphone.PhoneConfig.AnswerT2; 0: the topology's timers.sip_t2).
 	SIPAnswerT2 time.Duration
 	Clock       clock.Clock
 	Log         *slog.Logger

@@ -117,7 +117,7 @@ func (n *Node) startSIP() error {
 			return fmt.Errorf("node %s: no home agent serves SIP domain %q (set sip_domain on one)", nc.Name, aor.Host)
 		}
 		ph, err := softphone.NewPhone(softphone.PhoneConfig{AOR: aor, Proxy: proxy, Net: n.network(), Contact: n.sipContact,
-			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, AnswerT2: n.opts.SIPAnswerT2, Log: n.Log, OnCall: n.onCall, Password: sipPassword(t, nc),
+			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, AnswerT2: n.answerT2(), Log: n.Log, OnCall: n.onCall, Password: sipPassword(t, nc),
 			OnRegister: func(_ netip.Addr, err error) {
 				if err != nil {
 					n.Metrics.Add("sip.register_failed", 1)
@@ -181,6 +181,15 @@ func (n *Node) startSIP() error {
 		go n.registerPhone()
 	}
 	return nil
+}
+
+// answerT2 is the cap on the phone's 2xx retransmission interval: the
+// option's (the lab's, a sweep's) or the topology's timers.sip_t2.
+func (n *Node) answerT2() time.Duration {
+	if n.opts.SIPAnswerT2 > 0 {
+		return n.opts.SIPAnswerT2
+	}
+	return n.Topo.Timers.SIPT2
 }
 
 // answerDelay is how long an auto-answering mobile node rings: long enough

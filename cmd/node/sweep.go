@@ -64,7 +64,7 @@ func sweepCalls(args []string) error {
 	scheme := fs.String("scheme", "both", "standard, ha2r or both (side by side, a lab each)")
 	seed := fs.Uint64("seed", 1, "seed of the emulated loss")
 	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml): mn1 calls mn2 and moves between ar1 and ar1p")
-	answerT2 := fs.Duration("answer-t2", 0, "cap on the interval between a phone's 2xx retransmissions (RFC 3261 T2; default 4s)")
+	answerT2 := fs.Duration("answer-t2", 0, "cap on the interval between a phone's 2xx retransmissions (RFC 3261 T2; default: the topology's timers.sip_t2)")
 	asJSON := fs.Bool("json", false, "print the points as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
