@@ -241,6 +241,16 @@ func (l *Lab) Handover(ctx context.Context, name, link string) (overlay.Attachme
 	return n.WaitAttached(ctx, link)
 }
 
+// HandoverBeforeBreak moves host name to link make-before-break and waits
+// until it has switched there.
+func (l *Lab) HandoverBeforeBreak(ctx context.Context, name, link string) (overlay.Attachment, error) {
+	n := l.Node(name)
+	if err := n.HandoverBeforeBreak(link); err != nil {
+		return overlay.Attachment{}, err
+	}
+	return n.WaitAttached(ctx, link)
+}
+
 // SetLoss adds loss probability p to every frame every node sends (on top
 // of the topology's), from now on; the lab must run with delays (not
 // NoDelay) for it to apply.

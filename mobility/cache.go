@@ -20,7 +20,19 @@ type Binding struct {
 	Key []byte `json:"-"`
 	// Peer names who registered it, for status output.
 	Peer string `json:"peer,omitempty"`
+	// PrevCareOf is the care-of address this one replaced, which still
+	// speaks for the home address until PrevUntil (see Accepts).
+	PrevCareOf netip.Addr `json:"-"`
+	PrevUntil  time.Time  `json:"-"`
 }
+
+// PrevCareOfGrace is how long a replaced care-of address still speaks for
+// its home address: what the mobile node sent from it before the
+// acknowledgement of the new one reached it is still one round trip on the
+// way. Without it a make-before-break move loses that round trip's packets
+// in the mobile node's direction. The old address was authenticated when
+// it was bound, so this widens nothing an attacker could use.
+const PrevCareOfGrace = 2 * time.Second
 
 // entry is immutable once in the map (copy-on-write): Put installs a new
 // one, so the data path may read a Binding it looked up without a lock.
@@ -106,9 +118,28 @@ func (c *BindingCache) Put(b Binding, lifetime time.Duration) bool {
 	}
 	if ok {
 		n.lastUsed.Store(old.lastUsed.Load())
+		if old.b.CareOf != b.CareOf {
+			n.b.PrevCareOf, n.b.PrevUntil = old.b.CareOf, c.clk.Now().Add(PrevCareOfGrace)
+		}
 	}
 	c.m[b.Home] = n
 	return true
+}
+
+// Accepts reports whether a packet from outer may speak for home (a
+// reverse-tunnelled packet, a Home Address option): outer is the live
+// binding's care-of address, or the one it replaced, within
+// PrevCareOfGrace.
+func (c *BindingCache) Accepts(home, outer netip.Addr) bool {
+	e := c.get(home)
+	if e == nil {
+		return false
+	}
+	now := c.clk.Now()
+	if !now.Before(e.b.Expires) {
+		return false
+	}
+	return e.b.CareOf == outer || e.b.PrevCareOf == outer && now.Before(e.b.PrevUntil)
 }
 
 // Delete removes the binding for home and reports whether there was one.

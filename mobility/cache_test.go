@@ -72,3 +72,19 @@ func TestBindingCacheExpiryAndUse(t *testing.T) {
 		t.Errorf("after the sweep: %d left, %d expired", c.Len(), len(expired))
 	}
 }
+
+// After a move the replaced care-of address still speaks for the home
+// address for PrevCareOfGrace, and then no more; a third address never.
+func TestBindingCacheAcceptsPreviousCareOf(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	c := NewBindingCache(clk, 0)
+	c.Put(Binding{Home: hoa, CareOf: careOf1}, time.Minute)
+	c.Put(Binding{Home: hoa, CareOf: careOf2}, time.Minute)
+	if !c.Accepts(hoa, careOf2) || !c.Accepts(hoa, careOf1) || c.Accepts(hoa, hoa) {
+		t.Fatal("right after the move: want the new and the old care-of address, nothing else")
+	}
+	clk.Advance(PrevCareOfGrace)
+	if c.Accepts(hoa, careOf1) || !c.Accepts(hoa, careOf2) {
+		t.Fatal("after the grace: want the new care-of address only")
+	}
+}

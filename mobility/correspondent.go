@@ -240,7 +240,7 @@ func (c *Correspondent) sendBA(status uint8, seq uint16, lifetime time.Duration,
 // the packet's source, the packet is dropped and a Binding Error (status 1)
 // goes back. It reports whether the packet may be delivered.
 func (c *Correspondent) CheckHomeAddress(pkt []byte, home, careOf netip.Addr) bool {
-	if coa, ok := c.cache.Lookup(home); ok && coa == careOf {
+	if c.cache.Accepts(home, careOf) {
 		return true
 	}
 	c.sig.Drop(DropHAONoBinding)

@@ -135,19 +135,41 @@ type fakeHost struct {
 	dev       tun.Device
 	hook      overlay.HostHook
 	onAttach  []func(overlay.Attachment)
+	onPrep    []func(overlay.Attachment)
+	next      *overlay.Attachment // prepared (make-before-break)
+	commits   int
 }
 
-func (h *fakeHost) Name() string                        { return h.name }
-func (h *fakeHost) Clock() clock.Clock                  { return h.clk }
-func (h *fakeHost) Device() tun.Device                  { return h.dev }
-func (h *fakeHost) Send(pkt []byte) bool                { h.add(pkt); return true }
-func (h *fakeHost) Announce(a netip.Addr)               { h.announced = append(h.announced, a) }
-func (h *fakeHost) Deliver(pkt []byte)                  { h.delivered.add(pkt) }
-func (h *fakeHost) SetHook(k overlay.HostHook)          { h.hook = k }
-func (h *fakeHost) OnAttach(f func(overlay.Attachment)) { h.onAttach = append(h.onAttach, f) }
-func (h *fakeHost) Current() (overlay.Attachment, bool) { return overlay.Attachment{}, false }
-func (h *fakeHost) attach(a overlay.Attachment)         { h.onAttach[0](a) }
-func (h *fakeHost) deliver(pkt []byte) overlay.Verdict  { return h.hook.Inbound(overlay.NewPacket(pkt)) }
+func (h *fakeHost) Name() string                          { return h.name }
+func (h *fakeHost) Clock() clock.Clock                    { return h.clk }
+func (h *fakeHost) Device() tun.Device                    { return h.dev }
+func (h *fakeHost) Send(pkt []byte) bool                  { h.add(pkt); return true }
+func (h *fakeHost) Announce(a netip.Addr)                 { h.announced = append(h.announced, a) }
+func (h *fakeHost) Deliver(pkt []byte)                    { h.delivered.add(pkt) }
+func (h *fakeHost) SetHook(k overlay.HostHook)            { h.hook = k }
+func (h *fakeHost) OnAttach(f func(overlay.Attachment))   { h.onAttach = append(h.onAttach, f) }
+func (h *fakeHost) Current() (overlay.Attachment, bool)   { return overlay.Attachment{}, false }
+func (h *fakeHost) attach(a overlay.Attachment)           { h.onAttach[0](a) }
+func (h *fakeHost) OnPrepared(f func(overlay.Attachment)) { h.onPrep = append(h.onPrep, f) }
+
+// prepare completes a make-before-break attachment to a.
+func (h *fakeHost) prepare(a overlay.Attachment) {
+	a.Prepared = true
+	h.next = &a
+	h.onPrep[0](a)
+}
+
+func (h *fakeHost) Commit() (overlay.Attachment, error) {
+	if h.next == nil {
+		return overlay.Attachment{}, overlay.ErrNotAttached
+	}
+	a := *h.next
+	h.next = nil
+	h.commits++
+	h.onAttach[0](a)
+	return a, nil
+}
+func (h *fakeHost) deliver(pkt []byte) overlay.Verdict { return h.hook.Inbound(overlay.NewPacket(pkt)) }
 func (h *fakeHost) outbound(pkt []byte) *overlay.Packet {
 	p := overlay.NewPacket(pkt)
 	h.hook.Outbound(p)

@@ -57,6 +57,10 @@ type anchorView struct {
 	// lazyPending: the current address's authentication waits for the
 	// first session.
 	lazyPending bool
+	// current is the address of the link the anchors were last moved to:
+	// during a make-before-break move, the prepared link's, while the
+	// node's traffic still leaves by the old one.
+	current netip.Addr
 }
 
 type anchorState uint8
@@ -140,7 +144,7 @@ func newAnchorSet(clk clock.Clock, sig *Signals, log *slog.Logger, dev tun.Devic
 // publish rebuilds the data path's view. Call with mu held.
 func (s *anchorSet) publish() {
 	v := &anchorView{tunnelled: map[netip.Addr]netip.Addr{}, ha2rs: map[netip.Addr]bool{},
-		active: map[netip.Addr]*atomic.Int64{}, ready: map[netip.Addr]bool{}, recs: map[netip.Addr]*anchorRec{}}
+		active: map[netip.Addr]*atomic.Int64{}, ready: map[netip.Addr]bool{}, recs: map[netip.Addr]*anchorRec{}, current: s.cur}
 	for coa, a := range s.anchors {
 		if a.ha2r.IsValid() {
 			v.ha2rs[a.ha2r] = true
@@ -221,6 +225,25 @@ func (s *anchorSet) moved(cur overlay.Attachment) {
 		}
 	}
 	s.publish()
+}
+
+// settled reports whether a move to next can go ahead without loss: every
+// old address's anchor binding is acknowledged, and next's HA2R (if it is
+// one) has authenticated the node.
+func (s *anchorSet) settled(next overlay.Attachment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for coa, a := range s.anchors {
+		switch {
+		case coa == next.Address:
+			if a.state != anchorReady {
+				return false
+			}
+		case a.state == anchorReady && a.awaiting:
+			return false
+		}
+	}
+	return true
 }
 
 // addresses keeps the device's addresses in step with a move from prev to
@@ -550,6 +573,11 @@ func (s *anchorSet) careOfRoute(src, cur netip.Addr) (netip.Addr, bool) {
 	}
 	if src == cur {
 		s.firstSession()
+		return netip.Addr{}, true
+	}
+	if src == v.current {
+		// The address of a link being prepared: it leaves by that link as
+		// it is (the host picks the link by source).
 		return netip.Addr{}, true
 	}
 	ha2r, ok := v.tunnelled[src]

@@ -68,6 +68,13 @@ func (h *homeRegistration) moved(coa netip.Addr) {
 	h.newBU()
 }
 
+// registeredAt reports whether the home agent acknowledged coa.
+func (h *homeRegistration) registeredAt(coa netip.Addr) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.coa == coa && h.bound
+}
+
 // newBU sends a Binding Update with a new sequence number. Call with mu.
 func (h *homeRegistration) newBU() {
 	h.seq++

@@ -145,3 +145,36 @@ func TestHomeRegistrationDeregistersAtHome(t *testing.T) {
 		t.Errorf("%d BUs at home after the deregistration was acknowledged", n)
 	}
 }
+
+// A make-before-break move: the prepared address is registered with the
+// home agent while the old one stays the node's care-of address (its
+// packets still leave by the old link); the host is moved only when the
+// home agent's acknowledgement for the new address arrives, and a forged
+// one moves nothing.
+func TestMakeBeforeBreakCommitsOnAcknowledgement(t *testing.T) {
+	g := newMNRig(t, SchemeStandard)
+	g.h.attach(attachment("ar1", arP, careOf1))
+	g.h.deliver(haBA(mh.StatusAccepted, g.homeBUs(t)[0].m.Sequence, 300*time.Second, careOf1, g.clk.Now()))
+	g.h.prepare(attachment("ar2", ar2P, careOf2))
+	bu := g.homeBUs(t)
+	if len(bu) != 1 || bu[0].info.Src != careOf2 {
+		t.Fatalf("no home BU from the prepared address: %+v", bu)
+	}
+	if g.h.commits != 0 || g.mn.Status().CareOf != careOf1 {
+		t.Fatalf("moved before the acknowledgement (commits %d, care-of %s)", g.h.commits, g.mn.Status().CareOf)
+	}
+	forged := haBA(mh.StatusAccepted, bu[0].m.Sequence, 300*time.Second, careOf2, g.clk.Now())
+	forged[len(forged)-1] ^= 1
+	mh.SetChecksum(forged[40+mh.RH2Len:], haAddr, hoa)
+	g.h.deliver(forged)
+	if g.h.commits != 0 {
+		t.Fatal("a forged BA moved the node")
+	}
+	g.h.deliver(haBA(mh.StatusAccepted, bu[0].m.Sequence, 300*time.Second, careOf2, g.clk.Now()))
+	if g.h.commits != 1 || g.mn.Status().CareOf != careOf2 || !g.mn.Status().HomeBound {
+		t.Fatalf("after the BA: commits %d, care-of %s, bound %v", g.h.commits, g.mn.Status().CareOf, g.mn.Status().HomeBound)
+	}
+	if n := len(g.homeBUs(t)); n != 0 {
+		t.Errorf("the commit sent %d more home BUs; the registration was already made", n)
+	}
+}

@@ -17,6 +17,13 @@ import (
 type schemePolicy interface {
 	// moved runs the scheme's part of a move to cur.
 	moved(cur overlay.Attachment)
+	// prepare runs the part of a make-before-break move to next that can
+	// be done while the old link carries the traffic; settled reports
+	// whether it is all acknowledged; committed runs the rest once the
+	// host has moved.
+	prepare(next overlay.Attachment)
+	settled(next overlay.Attachment) bool
+	committed(cur overlay.Attachment)
 	// careOfRoute decides a packet from src, an address other than the
 	// home address, when the node is at cur: ok false drops it, a valid
 	// tunnel sends it through a tunnel to that router, otherwise it leaves
@@ -55,6 +62,14 @@ type standardScheme struct {
 }
 
 func (s *standardScheme) moved(overlay.Attachment) { s.rr.moved() }
+
+// A standard node's Return Routability needs its care-of address to be the
+// current one (the Care-of Test comes back to it, the BU goes from it), so
+// it runs after the move; meanwhile peers' route-optimised packets still
+// reach the old address, which the host hears for its leave grace.
+func (s *standardScheme) prepare(overlay.Attachment)      {}
+func (s *standardScheme) settled(overlay.Attachment) bool { return true }
+func (s *standardScheme) committed(overlay.Attachment)    { s.rr.moved() }
 
 // careOfRoute: in the standard scheme applications never use a care-of
 // address; what the node itself sends from one (CoTI, BU) leaves as it is.
@@ -131,6 +146,13 @@ func (s *standardScheme) close() { s.rr.close() }
 type ha2rScheme struct{ anchors *anchorSet }
 
 func (s *ha2rScheme) moved(cur overlay.Attachment) { s.anchors.moved(cur) }
+
+// The anchors move before the node does: the old addresses' HA2Rs tunnel
+// to the new one, which the node already hears, and the new HA2R
+// authenticates it, all while the old link carries the traffic.
+func (s *ha2rScheme) prepare(next overlay.Attachment)      { s.anchors.moved(next) }
+func (s *ha2rScheme) settled(next overlay.Attachment) bool { return s.anchors.settled(next) }
+func (s *ha2rScheme) committed(overlay.Attachment)         {}
 
 func (s *ha2rScheme) careOfRoute(src, cur netip.Addr) (netip.Addr, bool) {
 	return s.anchors.careOfRoute(src, cur)

@@ -74,6 +74,16 @@ type MobileNode struct {
 	mu     sync.Mutex // serialises attach events
 	at     atomic.Pointer[attachView]
 	closed atomic.Bool
+	// A make-before-break move under way: the attachment prepared, whose
+	// registrations are out; the host commits to it once they are all
+	// acknowledged. committing is the care-of address whose registrations
+	// were made before the move (the commit's attach skips them).
+	prepared   *overlay.Attachment
+	committing netip.Addr
+	// left is the care-of address a make-before-break move left and until
+	// when the host still hears it: route-optimised packets that peers
+	// sent there before they learned the new one are still ours.
+	left atomic.Pointer[leftAddr]
 
 	cmu       sync.Mutex // the contact address and who wants to hear of it
 	contact   netip.Addr
@@ -127,6 +137,7 @@ func NewMobileNode(h HostPort, sig *Signals, cfg MobileNodeConfig) *MobileNode {
 	}
 	h.SetHook(mn)
 	h.OnAttach(mn.attached)
+	h.OnPrepared(mn.prepare)
 	if dev := h.Device(); dev != nil {
 		// Applications use the home address; in the paper's scheme it stays
 		// valid but new sessions prefer the care-of address.
@@ -162,15 +173,74 @@ func (mn *MobileNode) attached(a overlay.Attachment) {
 		return
 	}
 	v := &attachView{Attachment: a, attached: a.Address.IsValid(), atHome: mn.cfg.HomePrefix.Contains(a.Address)}
-	mn.at.Store(v)
+	old := mn.at.Swap(v)
+	if a.Prepared && old.attached {
+		mn.left.Store(&leftAddr{addr: old.Address, until: mn.clk.Now().Add(LeftAddressGrace)})
+	}
 	mn.sig.Add("mn.moves", 1)
-	mn.log.Info("attached", "link", a.Link.Name, "care_of", a.Address, "home", v.atHome)
+	mn.log.Info("attached", "link", a.Link.Name, "care_of", a.Address, "home", v.atHome, "prepared", a.Prepared)
+	if a.Prepared && a.Address == mn.committing {
+		// Make-before-break: the registrations were made and acknowledged
+		// before the move; the data path has just switched (the view).
+		mn.committing = netip.Addr{}
+		mn.scheme.committed(a)
+		mn.contactMayHaveChanged()
+		return
+	}
+	mn.prepared = nil
 	// The scheme first (the paper's Fig. 5 step 7 sends the anchor Binding
 	// Update beside the home one), then the home registration, or the
 	// deregistration when home (RFC 6275 11.5.4).
 	mn.scheme.moved(a)
 	mn.home.moved(a.Address)
 	mn.contactMayHaveChanged()
+}
+
+// prepare is the first half of a make-before-break move: the host has an
+// address on the new link while the old one still carries the traffic.
+// The registrations a move needs go out now, from the new address (so by
+// the new link); the host commits once they are acknowledged. A move home
+// needs no registration to be in place first: it commits at once and goes
+// the ordinary way.
+func (mn *MobileNode) prepare(a overlay.Attachment) {
+	mn.mu.Lock()
+	if mn.closed.Load() {
+		mn.mu.Unlock()
+		return
+	}
+	mn.sig.Add("mn.prepared", 1)
+	if mn.cfg.HomePrefix.Contains(a.Address) {
+		mn.prepared = nil
+		mn.mu.Unlock()
+		mn.host.Commit()
+		return
+	}
+	mn.prepared = &a
+	mn.log.Info("preparing a move", "link", a.Link.Name, "care_of", a.Address)
+	mn.scheme.prepare(a)
+	mn.home.moved(a.Address)
+	mn.mu.Unlock()
+	mn.maybeCommit()
+}
+
+// maybeCommit moves the host to the prepared link once every registration
+// the move needs is acknowledged: the home agent's binding, and the
+// scheme's (the HA2R anchors of old addresses, the new HA2R's
+// authentication).
+func (mn *MobileNode) maybeCommit() {
+	mn.mu.Lock()
+	a := mn.prepared
+	if a == nil || !mn.home.registeredAt(a.Address) || !mn.scheme.settled(*a) {
+		mn.mu.Unlock()
+		return
+	}
+	mn.prepared = nil
+	mn.committing = a.Address
+	mn.mu.Unlock()
+	mn.sig.Add("mn.committed", 1)
+	if _, err := mn.host.Commit(); err != nil {
+		mn.log.Warn("make-before-break move", "err", err)
+	}
 }
 
 // Contact is the address new sessions use and SIP registers now (see
@@ -413,7 +483,7 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 			src = info.homeAddress
 			mn.sig.roIn.Add(1)
 		}
-		if info.routedTo.IsValid() && (info.routedTo != mn.cfg.Home || info.arrivedAt != v.Address) {
+		if info.routedTo.IsValid() && (info.routedTo != mn.cfg.Home || !mn.arrivedForUs(info.arrivedAt, v)) {
 			mn.sig.Drop(DropRONotForUs)
 			return overlay.Consumed
 		}
@@ -453,6 +523,7 @@ func (mn *MobileNode) handleMH(pkt []byte, tunnelledBy netip.Addr) {
 	if m.Type == mh.TypeBA && info.Src == mn.cfg.HomeAgent {
 		mn.sig.Received("BA.home", pkt)
 		mn.home.ack(info, &m)
+		mn.maybeCommit()
 		return
 	}
 	if m.Type == mh.TypeBRR && info.Src == mn.cfg.HomeAgent {
@@ -470,6 +541,7 @@ func (mn *MobileNode) handleMH(pkt []byte, tunnelledBy netip.Addr) {
 		return
 	}
 	if mn.scheme.handleMH(pkt, info, &m) {
+		mn.maybeCommit() // an anchor's BA, an HA2R's authentication
 		return
 	}
 	mn.sig.Received(MsgName(&m, false), pkt)
@@ -511,4 +583,26 @@ func (mn *MobileNode) Status() MNStatus {
 	st.PeerBindings = mn.cn.Bindings().All()
 	mn.scheme.status(&st)
 	return st
+}
+
+// LeftAddressGrace is how long after a make-before-break move the address
+// left still takes route-optimised packets: the host's default leave grace.
+const LeftAddressGrace = 2 * time.Second
+
+// leftAddr is a care-of address left by a make-before-break move.
+type leftAddr struct {
+	addr  netip.Addr
+	until time.Time
+}
+
+// arrivedForUs reports whether a route-optimised packet that arrived at
+// addr (its routing header's care-of address) is ours: addr is the
+// current care-of address, or the one a make-before-break move left while
+// the host still hears it.
+func (mn *MobileNode) arrivedForUs(addr netip.Addr, v *attachView) bool {
+	if addr == v.Address {
+		return true
+	}
+	l := mn.left.Load()
+	return l != nil && l.addr == addr && mn.clk.Now().Before(l.until)
 }

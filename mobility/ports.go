@@ -43,6 +43,11 @@ type HostPort interface {
 	Announce(a netip.Addr)
 	SetHook(overlay.HostHook)
 	OnAttach(func(overlay.Attachment))
+	// OnPrepared and Commit are the make-before-break move: an attachment
+	// made while the current one still carries the traffic, then the
+	// switch to it (which OnAttach subscribers hear of, Prepared set).
+	OnPrepared(func(overlay.Attachment))
+	Commit() (overlay.Attachment, error)
 }
 
 var (

@@ -127,7 +127,7 @@ func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache, unknown f
 	d := p.Data()
 	outer := ip6.Header(d).Src()
 	inner := ip6.Header(d[ip6.HeaderLen:]).Src()
-	if coa, ok := bindings.Lookup(inner); !ok || coa != outer {
+	if !bindings.Accepts(inner, outer) {
 		sig.Drop(DropTunnelUnknownSender)
 		if unknown != nil {
 			unknown(inner, outer)

@@ -167,7 +167,11 @@ func (n *Node) RegisterControl(srv *control.Server) {
 	srv.Handle("handover", func(ctx context.Context, args map[string]string) (any, error) {
 		link := args["to"]
 		start := time.Now()
-		if err := n.Handover(link); err != nil {
+		move := n.Handover
+		if args["make_before_break"] == "true" {
+			move = n.HandoverBeforeBreak
+		}
+		if err := move(link); err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -234,6 +234,13 @@ func (n *Node) buildHost() error {
 			(*f)(a)
 		}
 	})
+	// A host without a mobility engine has nothing to register first: it
+	// switches as soon as a make-before-break attachment is made.
+	h.OnPrepared(func(overlay.Attachment) {
+		if n.Mobility.MobileNode == nil {
+			go h.Commit()
+		}
+	})
 	return nil
 }
 
@@ -287,6 +294,20 @@ func (n *Node) Handover(link string) error {
 		return fmt.Errorf("%q is not an access link of %s (its links: %s)", link, n.Cfg.Name, accessList(n.Cfg))
 	}
 	return n.Host.Attach(link)
+}
+
+// HandoverBeforeBreak moves a host to link make-before-break: it attaches
+// there while its current link carries the traffic, makes the move's
+// registrations from the new address, and switches once they are
+// acknowledged (a mobile node; another host switches once attached).
+func (n *Node) HandoverBeforeBreak(link string) error {
+	if n.Host == nil {
+		return fmt.Errorf("node %s is a %s; only hosts change links", n.Cfg.Name, n.Cfg.Role)
+	}
+	if _, ok := n.Cfg.AccessTo(link); !ok {
+		return fmt.Errorf("%q is not an access link of %s (its links: %s)", link, n.Cfg.Name, accessList(n.Cfg))
+	}
+	return n.Host.Prepare(link)
 }
 
 func accessList(nc *config.Node) string {

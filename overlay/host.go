@@ -41,6 +41,11 @@ type HostConfig struct {
 	// StaticAddr is used instead of the autoconfigured address on the link
 	// whose prefix contains it.
 	StaticAddr netip.Addr
+	// LeaveGrace is how long, after a make-before-break move (Commit), the
+	// host still takes what arrives on the link it left, before it tells
+	// that link's router it has gone (default 2 s): packets its peers sent
+	// to the old address before they learned the new one still arrive.
+	LeaveGrace time.Duration
 	// PoisonBuffers overwrites every packet buffer once its round is done,
 	// so that a hook that kept a reference sees garbage (tests).
 	PoisonBuffers bool
@@ -59,6 +64,10 @@ type Attachment struct {
 	MTU      int
 	At       time.Time
 	Seq      uint64 // increases with every attach
+	// Prepared marks an attachment made before the previous one was left
+	// (Prepare, then Commit): its mobility registrations were made while
+	// the old link still carried the traffic.
+	Prepared bool
 }
 
 // HostHook is how a mobility engine sees a host's packets. Both methods run
@@ -93,15 +102,24 @@ type Host struct {
 	links map[string]HostLink
 	byID  map[uint32]*hostLinkState
 
-	mu       sync.Mutex
-	cur      atomic.Pointer[hostState]
-	rsTimer  clock.Timer
-	rsCount  int
-	keepT    clock.Timer
-	seq      uint64
-	onAttach []func(Attachment)
-	onMove   []func(link string)
-	ctl      ndBuilder // control packets sent under mu
+	mu      sync.Mutex
+	cur     atomic.Pointer[hostState]
+	rsTimer clock.Timer
+	rsCount int
+	// Make-before-break: next is a link being attached to while cur still
+	// carries the traffic; prev is the link the last Commit left, heard
+	// until its grace ends.
+	next       atomic.Pointer[hostState]
+	nextRS     clock.Timer
+	nextCount  int
+	prev       atomic.Pointer[hostState]
+	prevT      clock.Timer
+	onPrepared []func(Attachment)
+	keepT      clock.Timer
+	seq        uint64
+	onAttach   []func(Attachment)
+	onMove     []func(link string)
+	ctl        ndBuilder // control packets sent under mu
 
 	port uint16
 }
@@ -137,6 +155,9 @@ func NewHost(cfg HostConfig, bind Bind, dev tun.Device) (*Host, error) {
 	}
 	if cfg.RSInterval == 0 {
 		cfg.RSInterval = 200 * time.Millisecond
+	}
+	if cfg.LeaveGrace == 0 {
+		cfg.LeaveGrace = 2 * time.Second
 	}
 	log := cfg.Log.With("node", cfg.Name)
 	c := newCounters(cfg.Metrics)
@@ -237,11 +258,10 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.mu.Lock()
-	if h.rsTimer != nil {
-		h.rsTimer.Stop()
-	}
-	if h.keepT != nil {
-		h.keepT.Stop()
+	for _, t := range []clock.Timer{h.rsTimer, h.keepT, h.nextRS, h.prevT} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	h.mu.Unlock()
 	err := h.bind.Close()
@@ -264,6 +284,7 @@ func (h *Host) Attach(link string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownLink, link)
 	}
 	h.mu.Lock()
+	h.cancelPreparationLocked()
 	epoch := uint16(1)
 	if old := h.cur.Load(); old != nil {
 		epoch = old.epoch + 1
@@ -302,23 +323,27 @@ func (h *Host) solicitRouter() {
 	h.m.Add("nd.rs.out", 1)
 	sent := h.sendFrame(s, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
 	h.rsCount++
-	// A network that has just come up often loses the first packets (no
-	// route yet, or a device still activating), so the first retries come
-	// quickly: 50 ms, 100 ms, then RSInterval three times, then every 2 s.
-	// Faster than RFC 4861's 4 s, in the spirit of RFC 6059's quick
-	// reattachment; a lost solicitation must not cost a handover seconds.
-	next := h.cfg.RSInterval
+	h.rsTimer = h.clk.AfterFunc(h.rsBackoff(h.rsCount, sent), h.solicitRouter)
+}
+
+// rsBackoff is the wait before Router Solicitation number count+1. A
+// network that has just come up often loses the first packets (no route
+// yet, or a device still activating), so the first retries come quickly:
+// 50 ms, 100 ms, then RSInterval three times, then every 2 s. Faster than
+// RFC 4861's 4 s, in the spirit of RFC 6059's quick reattachment; a lost
+// solicitation must not cost a handover seconds.
+func (h *Host) rsBackoff(count int, sent bool) time.Duration {
 	switch {
 	case !sent:
-		next = 20 * time.Millisecond // not routable yet
-	case h.rsCount == 1:
-		next = min(50*time.Millisecond, h.cfg.RSInterval)
-	case h.rsCount == 2:
-		next = min(100*time.Millisecond, h.cfg.RSInterval)
-	case h.rsCount >= 5:
-		next = 2 * time.Second
+		return 20 * time.Millisecond // not routable yet
+	case count == 1:
+		return min(50*time.Millisecond, h.cfg.RSInterval)
+	case count == 2:
+		return min(100*time.Millisecond, h.cfg.RSInterval)
+	case count >= 5:
+		return 2 * time.Second
 	}
-	h.rsTimer = h.clk.AfterFunc(next, h.solicitRouter)
+	return h.cfg.RSInterval
 }
 
 // leave tells the router of link l that this host's attachment epoch (or an
@@ -387,14 +412,29 @@ func (h *Host) sendFrame(s *hostState, pkt []byte) bool {
 }
 
 // Send sends a packet the host (its mobility engine) originates, as it is,
-// to the current router. It reports false when the host is not attached.
+// to the current router, or to the router of the link being prepared when
+// its source is the address formed there. It reports false when the host
+// is not attached.
 func (h *Host) Send(pkt []byte) bool {
 	s := h.cur.Load()
 	if s == nil || s.att == nil {
 		h.c.dropped(DropNotAttached, 1)
 		return false
 	}
+	if len(pkt) >= ip6.HeaderLen {
+		s = h.linkFor(ip6.Header(pkt).Src(), s)
+	}
 	return h.sendFrame(s, pkt)
+}
+
+// linkFor picks the link a packet from src leaves by: the one being
+// prepared for its own address (a router drops a source that is not on
+// its link), else cur.
+func (h *Host) linkFor(src netip.Addr, cur *hostState) *hostState {
+	if n := h.next.Load(); n != nil && n.att != nil && n.att.Address == src {
+		return n
+	}
+	return cur
 }
 
 // Announce sends an unsolicited Neighbor Advertisement (override set) for
@@ -420,4 +460,151 @@ func (h *Host) Deliver(pkt []byte) {
 		return
 	}
 	h.c.toTun.Add(1)
+}
+
+// ErrNotAttached is returned by Prepare when there is no attachment to
+// keep while the next one is made, and by Commit when nothing is prepared.
+var ErrNotAttached = errors.New("overlay: not attached")
+
+// OnPrepared registers f to be called when an attachment Prepare started
+// is complete (the link's router answered); the current link still
+// carries the traffic until Commit.
+func (h *Host) OnPrepared(f func(Attachment)) {
+	h.mu.Lock()
+	h.onPrepared = append(h.onPrepared, f)
+	h.mu.Unlock()
+}
+
+// Prepared returns the attachment being prepared, if it is complete.
+func (h *Host) Prepared() (Attachment, bool) {
+	s := h.next.Load()
+	if s == nil || s.att == nil {
+		return Attachment{}, false
+	}
+	return *s.att, true
+}
+
+// Prepare starts a make-before-break move to link: the host attaches there
+// (Router Solicitation, address) while it stays on the current link, takes
+// what arrives on both, and sends what comes from the new address by the
+// new link. Commit then makes the new link the current one.
+func (h *Host) Prepare(link string) error {
+	l, ok := h.links[link]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownLink, link)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := h.cur.Load()
+	if cur == nil || cur.att == nil {
+		return fmt.Errorf("%w: a make-before-break move needs a link to stay on meanwhile (use Attach)", ErrNotAttached)
+	}
+	if cur.link.Name == link {
+		return fmt.Errorf("overlay: already on link %s", link)
+	}
+	if n := h.next.Load(); n != nil && n.link.Name == link {
+		return nil
+	}
+	h.cancelPreparationLocked()
+	h.next.Store(&hostState{link: l, epoch: cur.epoch + 1})
+	h.nextCount = 0
+	h.nextRS = h.clk.AfterFunc(0, h.solicitNext)
+	h.m.Add("attach.prepared_started", 1)
+	h.log.Info("preparing", "link", link, "router", l.Router, "staying_on", cur.link.Name)
+	return nil
+}
+
+// cancelPreparationLocked drops a preparation (an Attach overrides it).
+func (h *Host) cancelPreparationLocked() {
+	if n := h.next.Swap(nil); n != nil && n.att != nil {
+		h.leave(n.link, n.epoch)
+	}
+	if h.nextRS != nil {
+		h.nextRS.Stop()
+		h.nextRS = nil
+	}
+}
+
+// solicitNext solicits the router of the link being prepared.
+func (h *Host) solicitNext() {
+	if h.run.closing.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.next.Load()
+	if s == nil || s.att != nil {
+		return
+	}
+	h.m.Add("nd.rs.out", 1)
+	sent := h.sendFrame(s, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
+	h.nextCount++
+	h.nextRS = h.clk.AfterFunc(h.rsBackoff(h.nextCount, sent), h.solicitNext)
+}
+
+// Commit makes the prepared link the current one: what the host sends goes
+// there from now on, and the link it leaves is still heard for LeaveGrace,
+// then told the host has gone. OnMove and OnAttach subscribers hear of it
+// as of any move, with Attachment.Prepared set.
+func (h *Host) Commit() (Attachment, error) {
+	h.mu.Lock()
+	n := h.next.Load()
+	if n == nil || n.att == nil {
+		h.mu.Unlock()
+		return Attachment{}, fmt.Errorf("%w: no prepared link to move to", ErrNotAttached)
+	}
+	old := h.cur.Load()
+	// In this order, a frame from either link finds its state at every
+	// instant: the old link is prev before it stops being cur, the new one
+	// cur before it stops being next.
+	if p := h.prev.Swap(old); p != nil && p.link.ID != n.link.ID {
+		h.leave(p.link, p.epoch)
+	}
+	h.cur.Store(n)
+	h.next.Store(nil)
+	if h.prevT != nil {
+		h.prevT.Stop()
+	}
+	h.prevT = h.clk.AfterFunc(h.cfg.LeaveGrace, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.prev.CompareAndSwap(old, nil) && old != nil {
+			h.leave(old.link, old.epoch)
+		}
+	})
+	subs := append([]func(Attachment){}, h.onAttach...)
+	moves := append([]func(string){}, h.onMove...)
+	att := *n.att
+	h.mu.Unlock()
+	h.m.Add("attach.committed", 1)
+	h.log.Info("moved (make-before-break)", "link", att.Link.Name, "address", att.Address)
+	for _, f := range moves {
+		f(att.Link.Name)
+	}
+	if h.cfg.ManageAddresses && h.dev != nil {
+		h.manageAddress(&att)
+	}
+	for _, f := range subs {
+		f(att)
+	}
+	return att, nil
+}
+
+// heardState is the state a frame of link id belongs to: the current link,
+// the one being prepared, or the one the last Commit left while its grace
+// lasts; nil for any other.
+func (h *Host) heardState(id uint32, cur *hostState) *hostState {
+	if cur != nil && cur.link.ID == id {
+		return cur
+	}
+	if c := h.cur.Load(); c != nil && c.link.ID == id {
+		return c // a Commit since the batch began
+	}
+	if n := h.next.Load(); n != nil && n.link.ID == id {
+		return n
+	}
+	if p := h.prev.Load(); p != nil && p.link.ID == id {
+		return p
+	}
+	return nil
 }

@@ -34,7 +34,8 @@ func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
 			h.c.dropped(frameDrop(err), 1)
 			continue
 		}
-		if s == nil || fh.LinkID != s.link.ID {
+		ls := h.heardState(fh.LinkID, s)
+		if ls == nil {
 			h.c.dropped(DropNotAttached, 1)
 			if s != nil {
 				h.strayFrame(fh.LinkID, s.epoch)
@@ -55,7 +56,7 @@ func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
 			h.tap.see(In, fh.LinkID, now, data)
 		}
 		if isND(data) {
-			h.handleND(st, data, s)
+			h.handleND(st, data, ls)
 			s = h.cur.Load()
 			continue
 		}
@@ -133,6 +134,10 @@ func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
 		addr = h.cfg.StaticAddr
 	}
 	h.mu.Lock()
+	if h.next.Load() == s {
+		h.prepared(s, prefix, addr, from, ra.mtu) // unlocks
+		return
+	}
 	if h.cur.Load() != s { // moved on meanwhile
 		h.mu.Unlock()
 		return
@@ -154,6 +159,27 @@ func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
 	if h.cfg.ManageAddresses && h.dev != nil {
 		h.manageAddress(att)
 	}
+	for _, f := range subs {
+		f(*att)
+	}
+}
+
+// prepared completes the attachment to the link being prepared; it is
+// called with mu held and unlocks it.
+func (h *Host) prepared(s *hostState, prefix netip.Prefix, addr, router netip.Addr, mtu int) {
+	h.seq++
+	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: router, MTU: mtu, At: h.clk.Now(), Seq: h.seq, Prepared: true}
+	h.next.Store(&hostState{link: s.link, epoch: s.epoch, att: att})
+	if h.nextRS != nil {
+		h.nextRS.Stop()
+		h.nextRS = nil
+	}
+	subs := append([]func(Attachment){}, h.onPrepared...)
+	h.m.Add("nd.na.out", 1)
+	h.sendFrame(s, h.ctl.na(addr, ip6.AllNodes, h.ll, false, false))
+	h.mu.Unlock()
+	h.m.Add("attach.prepared", 1)
+	h.log.Info("prepared", "link", s.link.Name, "prefix", prefix, "address", addr)
 	for _, f := range subs {
 		f(*att)
 	}
@@ -200,12 +226,18 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 		if hb != nil && hb.h.Outbound(p) == Consumed {
 			continue
 		}
-		if s.att.MTU > 0 && p.Len > s.att.MTU {
+		ls := h.linkFor(p.Header().Src(), s)
+		if ls.att.MTU > 0 && p.Len > ls.att.MTU {
 			// Tell the local stack, as a kernel would for its own link.
 			h.c.dropped(DropTooBig, 1)
 			if ip6.MayAnswerWithError(p.Data(), ip6.ICMPPacketTooBig) {
-				h.Deliver(ip6.ICMPError(ip6.ICMPPacketTooBig, 0, uint32(s.att.MTU), s.att.RouterLL, p.Data()))
+				h.Deliver(ip6.ICMPError(ip6.ICMPPacketTooBig, 0, uint32(ls.att.MTU), ls.att.RouterLL, p.Data()))
 			}
+			continue
+		}
+		if ls != s {
+			// From the address of the link being prepared: by that link.
+			h.sendFrame(ls, p.Data())
 			continue
 		}
 		if h.tap.Tapping() {

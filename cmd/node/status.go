@@ -81,10 +81,11 @@ func showStatus(ctx context.Context, out io.Writer, path string, asJSON, refresh
 }
 
 func cmdHandover(args []string) error {
-	fs := newFlags("handover", "node handover --to LINK [--name NAME | --control PATH]")
+	fs := newFlags("handover", "node handover --to LINK [--make-before-break] [--name NAME | --control PATH]")
 	var cf controlFlags
 	cf.register(fs)
 	to := fs.String("to", "", "the access link to move to (required)")
+	mbb := fs.Bool("make-before-break", false, "attach to LINK and register there while the current link carries the traffic, and switch only then")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func cmdHandover(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	raw, err := control.Call(ctx, path, control.Request{Cmd: "handover", Args: map[string]string{"to": *to}})
+	raw, err := control.Call(ctx, path, control.Request{Cmd: "handover", Args: map[string]string{"to": *to, "make_before_break": fmt.Sprint(*mbb)}})
 	if err != nil {
 		return err
 	}
