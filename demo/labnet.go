@@ -33,6 +33,7 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, e
 		if n.Host != nil {
 			name := n.Cfg.Name
 			n.Host.OnAttach(func(a overlay.Attachment) { tr.addOwner(a.Address, name) })
+			n.Host.OnPrepared(func(a overlay.Attachment) { tr.addOwner(a.Address, name) })
 		}
 		return nil
 	}
@@ -42,14 +43,15 @@ func runScheme(ctx context.Context, o Options, scheme config.Scheme) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	return measure(ctx, o, scheme, topo, tr, proxies, &labNetwork{l: l, close: sync.OnceFunc(l.Close)}, start)
+	return measure(ctx, o, scheme, topo, tr, proxies, &labNetwork{l: l, close: sync.OnceFunc(l.Close), beforeBreak: o.MakeBeforeBreak}, start)
 }
 
 // labNetwork is the experiment's network in this process.
 type labNetwork struct {
-	l     *lab.Lab
-	close func()
-	call1 *softphone.Call
+	l           *lab.Lab
+	close       func()
+	call1       *softphone.Call
+	beforeBreak bool // moves are make-before-break
 }
 
 func (n *labNetwork) status(name string) (nodeStatus, error) {
@@ -79,7 +81,11 @@ func (n *labNetwork) call(ctx context.Context, uri string) error {
 }
 
 func (n *labNetwork) move(ctx context.Context, name, link string) (netip.Addr, error) {
-	att, err := n.l.Handover(ctx, name, link)
+	move := n.l.Handover
+	if n.beforeBreak {
+		move = n.l.HandoverBeforeBreak
+	}
+	att, err := move(ctx, name, link)
 	return att.Address, err
 }
 

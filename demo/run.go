@@ -39,7 +39,10 @@ type Options struct {
 	HADelay, NeighbourDelay time.Duration
 	Loss                    float64
 	Seed                    uint64
-	Progress                io.Writer
+	// MakeBeforeBreak moves MN1 make-before-break: it attaches to the next
+	// link and registers there while the old one carries the call.
+	MakeBeforeBreak bool
+	Progress        io.Writer
 }
 
 // Defaults returns the demo's standard options.

@@ -30,7 +30,7 @@ th{background:#eef1f5}td.sub{padding-left:22px;color:#444}
 </style></head><body>
 <h1>HA2R with SIP vs Mobile IPv6 with Return Routability</h1>
 <p class="note">Every figure below was measured in this run ({{.Params.At.Format "2006-01-02 15:04:05 UTC"}}), on {{.Params.Where}}:
-topology {{.Params.Topology}}, seed {{.Params.Seed}}, {{.Params.Moves}} move(s) of MN1,
+topology {{.Params.Topology}}, seed {{.Params.Seed}}, {{.Params.Moves}} move(s) of MN1{{if .Params.Handover}} ({{.Params.Handover}}){{end}},
 access delay {{.Params.AccessDelay}}, backbone delay {{.Params.BackboneDelay}}, added loss {{printf "%.1f" .Params.LossPercent}}%.
 MN1 calls MN2 through both home agents' SIP proxies, talks, moves, talks and hangs up.
 {{if .Params.Runs}}The tables summarise {{.Params.Runs}} runs with seeds {{.Params.Seed}} on: every figure that varied is shown as

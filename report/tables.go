@@ -71,14 +71,16 @@ func NewRepeated(o demo.Options, runs [][]*demo.Result) *Report {
 // report says what produced it.
 type Params struct {
 	// Where says what the nodes ran on.
-	Where         string   `json:"where"`
-	Topology      string   `json:"topology"`
-	Schemes       []string `json:"schemes"`
-	Moves         int      `json:"moves"`
-	AccessDelay   string   `json:"access_delay"`
-	BackboneDelay string   `json:"backbone_delay"`
-	LossPercent   float64  `json:"added_loss_percent"`
-	Seed          uint64   `json:"seed"`
+	Where    string   `json:"where"`
+	Topology string   `json:"topology"`
+	Schemes  []string `json:"schemes"`
+	Moves    int      `json:"moves"`
+	// Handover is how MN1 moved: break-before-make or make-before-break.
+	Handover      string  `json:"handover,omitempty"`
+	AccessDelay   string  `json:"access_delay"`
+	BackboneDelay string  `json:"backbone_delay"`
+	LossPercent   float64 `json:"added_loss_percent"`
+	Seed          uint64  `json:"seed"`
 	// Runs is how many seeded runs the figures summarise (seeds Seed on).
 	Runs int       `json:"runs,omitempty"`
 	At   time.Time `json:"at"`
@@ -87,7 +89,10 @@ type Params struct {
 // New wraps a run's results.
 func New(o demo.Options, rs []*demo.Result) *Report {
 	p := Params{Where: "one process: userspace IPv6 stacks over loopback UDP, link delays emulated in userspace", Topology: o.Name, Moves: o.Moves, LossPercent: o.Loss * 100, Seed: o.Seed, At: time.Now().UTC(),
-		AccessDelay: "as in the file", BackboneDelay: "as in the file"}
+		AccessDelay: "as in the file", BackboneDelay: "as in the file", Handover: "break-before-make"}
+	if o.MakeBeforeBreak {
+		p.Handover = "make-before-break"
+	}
 	if p.Topology == "" {
 		p.Topology = "fig4.yaml (built in)"
 	}
@@ -341,12 +346,20 @@ func checkString(r *demo.Result, sip bool) string {
 	return fmt.Sprintf("yes (%d messages)", n)
 }
 
+// handoverNote names how MN1 moved, for the parameters line.
+func handoverNote(h string) string {
+	if h == "" {
+		return ""
+	}
+	return ", " + h
+}
+
 // WriteText prints the comparison as aligned columns.
 func (rep *Report) WriteText(w io.Writer) error {
 	p := rep.Params
 	fmt.Fprintf(w, "%s\n", p.Where)
-	fmt.Fprintf(w, "Topology %s, seed %d, %d move(s); access delay %s, backbone delay %s, added loss %.1f%%\n",
-		p.Topology, p.Seed, p.Moves, p.AccessDelay, p.BackboneDelay, p.LossPercent)
+	fmt.Fprintf(w, "Topology %s, seed %d, %d move(s)%s; access delay %s, backbone delay %s, added loss %.1f%%\n",
+		p.Topology, p.Seed, p.Moves, handoverNote(p.Handover), p.AccessDelay, p.BackboneDelay, p.LossPercent)
 	if p.Runs > 1 {
 		fmt.Fprintf(w, "%d runs, seeds %d to %d: figures that varied as median [min-max] (from 6 runs on, with the median's 95%% interval)\n",
 			p.Runs, p.Seed, p.Seed+uint64(p.Runs)-1)

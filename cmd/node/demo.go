@@ -21,7 +21,7 @@ import (
 // prints the comparison (the README's main job).
 func cmdDemo(args []string) error {
 	o := demo.Defaults()
-	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--seed N] [--runs N] [--config FILE] [--out DIR] [--json]\n\n"+
+	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--handover bbm|mbb] [--seed N] [--runs N] [--config FILE] [--out DIR] [--json]\n\n"+
 		"Exit status: 0 when every claim of the paper checked holds, 3 when one does not (or cannot be told),\n1 when the run itself failed, 2 for bad usage or a bad topology file.")
 	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml); it needs mobile nodes mn1 and mn2 with sip_uri")
 	scheme := fs.String("scheme", "both", "which scheme to run: standard (RFC 6275 with Return Routability), ha2r (the paper's), or both")
@@ -30,6 +30,7 @@ func cmdDemo(args []string) error {
 	fs.Func("access-delay", "one-way delay of every access link (default: the file's)", durationFlag(&o.AccessDelay))
 	fs.Func("backbone-delay", "one-way delay between every pair of routers (default: the file's)", durationFlag(&o.BackboneDelay))
 	loss := fs.Float64("loss", 0, "packet loss, in percent, added on every access link")
+	handover := fs.String("handover", "bbm", "how MN1 moves: bbm (break-before-make: leave, then attach and register) or mbb (make-before-break: attach and register on the next link while the old one carries the call)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the emulated losses and delays (same seed, same message counts)")
 	out := fs.String("out", "demo-report", "directory to write the report to (index.html, report.json, report.txt)")
 	asJSON := fs.Bool("json", false, "print the comparison as JSON instead of text")
@@ -47,6 +48,16 @@ func cmdDemo(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usageErr("demo: unexpected argument %q (see node demo --help)", fs.Arg(0))
+	}
+	switch *handover {
+	case "bbm":
+	case "mbb":
+		if *testbed != "" {
+			return usageErr("demo: --handover mbb runs in the lab only (the testbed's --switch takes the old network down first)")
+		}
+		o.MakeBeforeBreak = true
+	default:
+		return usageErr("demo: --handover %q: use bbm or mbb", *handover)
 	}
 	var err error
 	if o.Schemes, err = parseSchemes("demo", *scheme); err != nil {

@@ -170,6 +170,11 @@ func TestDemoExitStatusFollowsVerdicts(t *testing.T) {
 	if got := run([]string{"demo", "--from", good, "--out", filepath.Join(dir, "g"), "--json"}); got != 0 {
 		t.Errorf("every claim holds: exit %d, want 0", got)
 	}
+	for _, bad := range [][]string{{"demo", "--handover", "sideways"}, {"demo", "--handover", "mbb", "--testbed", dir}} {
+		if got := run(bad); got != 2 {
+			t.Errorf("%v exited %d, want 2 (usage)", bad, got)
+		}
+	}
 	if got := run([]string{"demo", "--from", bad, "--out", filepath.Join(dir, "b"), "--json"}); got != 3 {
 		t.Errorf("a claim does not hold: exit %d, want 3", got)
 	}
