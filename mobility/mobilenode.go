@@ -438,8 +438,13 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 			}
 		}
 	}
+	// A packet can come through two tunnels: the home agent's to an old
+	// care-of address, then that address's HA2R's to the current one
+	// (the home agent had not yet heard of the move when it sent it; a
+	// make-before-break move makes that the rule, not the exception).
+	// Each tunnel's sender must be one the node accepts tunnels from.
 	tunnelledBy := netip.Addr{}
-	if isTunnelled(p) {
+	for depth := 0; depth < 2 && isTunnelled(p); depth++ {
 		outer := p.Header().Src()
 		if outer != mn.cfg.HomeAgent && !mn.scheme.acceptsTunnelFrom(outer) {
 			mn.sig.Drop(DropTunnelUnknownSender)
@@ -450,7 +455,9 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 			return overlay.Consumed
 		}
 		mn.sig.tunnelDecap.Add(1)
-		tunnelledBy = outer
+		if !tunnelledBy.IsValid() {
+			tunnelledBy = outer
+		}
 	}
 	c, err := p.Chain()
 	if err != nil {

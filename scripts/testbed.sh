@@ -18,6 +18,9 @@
 #   scripts/testbed.sh down                   stop every node and delete the namespaces
 #   scripts/testbed.sh exec NODE -- CMD..     run CMD inside NODE's namespace
 #   scripts/testbed.sh switch HOST LINK       move HOST's underlay to LINK's network
+#   scripts/testbed.sh add HOST LINK          bring LINK's network up beside HOST's current one
+#                                             (then: node handover --make-before-break)
+#   scripts/testbed.sh drop HOST LINK         take HOST's LINK network down
 #   scripts/testbed.sh status NODE [--json]   ask a node for its status
 #   scripts/testbed.sh addr HOST              print the address HOST has on its current link
 #   scripts/testbed.sh demo [TOPOLOGY] [-- DEMO-FLAGS]
@@ -268,6 +271,25 @@ cmd_switch() {
 	net_up "$host" "$link"
 }
 
+# cmd_add brings a second underlay network of HOST up without taking the
+# current one down (a phone hotspot beside the Wi-Fi), for make-before-break
+# moves; cmd_drop takes one down.
+cmd_add() {
+	local host=$1 link=$2
+	need_root add
+	[ -f "$DIR/access" ] || die "testbed $ID is not up"
+	grep -q "^$host $link " "$DIR/access" || die "$host has no underlay network for link $link"
+	net_up "$host" "$link"
+}
+
+cmd_drop() {
+	local host=$1 link=$2
+	need_root drop
+	[ -f "$DIR/access" ] || die "testbed $ID is not up"
+	grep -q "^$host $link " "$DIR/access" || die "$host has no underlay network for link $link"
+	net_down "$host" "$link"
+}
+
 cmd_down() {
 	set +e
 	local pidf name pid
@@ -369,6 +391,8 @@ case "$cmd" in
 		exec ip netns exec "$n" "$@"
 		;;
 	switch) [ $# -eq 2 ] || die "usage: $0 switch HOST LINK"; cmd_switch "$1" "$2" ;;
+	add) [ $# -eq 2 ] || die "usage: $0 add HOST LINK"; cmd_add "$1" "$2" ;;
+	drop) [ $# -eq 2 ] || die "usage: $0 drop HOST LINK"; cmd_drop "$1" "$2" ;;
 	status) [ $# -ge 1 ] || die "usage: $0 status NODE"; n=$1; shift; exec "$(cat "$DIR/bin")" status --control "$DIR/$n.sock" "$@" ;;
 	addr) [ $# -eq 1 ] || die "usage: $0 addr HOST"; cmd_addr "$1" ;;
 	demo)
@@ -377,5 +401,5 @@ case "$cmd" in
 		[ "${1:-}" = -- ] && shift
 		cmd_demo "$topo" "$@"
 		;;
-	*) die "unknown command $cmd (start, up, run, down, exec, switch, status, addr, demo)" ;;
+	*) die "unknown command $cmd (start, up, run, down, exec, switch, add, drop, status, addr, demo)" ;;
 esac
