@@ -287,13 +287,22 @@ func (n *Node) attachAndWatch(watchUnderlay bool) error {
 
 // Handover moves a host to another access link.
 func (n *Node) Handover(link string) error {
+	if err := n.mayMoveTo(link); err != nil {
+		return err
+	}
+	return n.Host.Attach(link)
+}
+
+// mayMoveTo checks that the node is a host and link one of its access
+// links.
+func (n *Node) mayMoveTo(link string) error {
 	if n.Host == nil {
 		return fmt.Errorf("node %s is a %s; only hosts change links", n.Cfg.Name, n.Cfg.Role)
 	}
 	if _, ok := n.Cfg.AccessTo(link); !ok {
 		return fmt.Errorf("%q is not an access link of %s (its links: %s)", link, n.Cfg.Name, accessList(n.Cfg))
 	}
-	return n.Host.Attach(link)
+	return nil
 }
 
 // HandoverBeforeBreak moves a host to link make-before-break: it attaches
@@ -301,11 +310,8 @@ func (n *Node) Handover(link string) error {
 // registrations from the new address, and switches once they are
 // acknowledged (a mobile node; another host switches once attached).
 func (n *Node) HandoverBeforeBreak(link string) error {
-	if n.Host == nil {
-		return fmt.Errorf("node %s is a %s; only hosts change links", n.Cfg.Name, n.Cfg.Role)
-	}
-	if _, ok := n.Cfg.AccessTo(link); !ok {
-		return fmt.Errorf("%q is not an access link of %s (its links: %s)", link, n.Cfg.Name, accessList(n.Cfg))
+	if err := n.mayMoveTo(link); err != nil {
+		return err
 	}
 	return n.Host.Prepare(link)
 }

@@ -259,11 +259,16 @@ net_down() { # HOST LINK
 	inns "$n" ip link set "$ifc" down
 }
 
+# need_network CMD HOST LINK: the testbed is up and HOST has LINK's network.
+need_network() {
+	need_root "$1"
+	[ -f "$DIR/access" ] || die "testbed $ID is not up"
+	grep -q "^$2 $3 " "$DIR/access" || die "$2 has no underlay network for link $3"
+}
+
 cmd_switch() {
 	local host=$1 link=$2
-	need_root switch
-	[ -f "$DIR/access" ] || die "testbed $ID is not up"
-	grep -q "^$host $link " "$DIR/access" || die "$host has no underlay network for link $link"
+	need_network switch "$host" "$link"
 	local cur=""; [ -f "$DIR/$host.active" ] && cur=$(cat "$DIR/$host.active")
 	# The old Wi-Fi goes away, then the new one comes up, as when walking
 	# out of one network's range into another's.
@@ -275,19 +280,13 @@ cmd_switch() {
 # current one down (a phone hotspot beside the Wi-Fi), for make-before-break
 # moves; cmd_drop takes one down.
 cmd_add() {
-	local host=$1 link=$2
-	need_root add
-	[ -f "$DIR/access" ] || die "testbed $ID is not up"
-	grep -q "^$host $link " "$DIR/access" || die "$host has no underlay network for link $link"
-	net_up "$host" "$link"
+	need_network add "$1" "$2"
+	net_up "$1" "$2"
 }
 
 cmd_drop() {
-	local host=$1 link=$2
-	need_root drop
-	[ -f "$DIR/access" ] || die "testbed $ID is not up"
-	grep -q "^$host $link " "$DIR/access" || die "$host has no underlay network for link $link"
-	net_down "$host" "$link"
+	need_network drop "$1" "$2"
+	net_down "$1" "$2"
 }
 
 cmd_down() {

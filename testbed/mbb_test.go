@@ -2,6 +2,8 @@ package testbed
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,52 +11,38 @@ import (
 	"time"
 )
 
-// Ten planned make-before-break moves of mn1 on kernel TUNs in
-// namespaces, between ar1 and ar1p: each time the next network comes up
-// beside the current one (testbed.sh add), mn1 moves with node handover
+// Planned make-before-break moves of mn1 on kernel TUNs in namespaces,
+// between ar1 and ar1p: each time the next network comes up beside the
+// current one (testbed.sh add), mn1 moves with node handover
 // --make-before-break, and the old network goes down (testbed.sh drop).
-// A ping every 20 ms from mn2 to mn1's home address across all of it
-// loses nothing. (It lost one packet a move until the mobile node took
-// packets that came through two tunnels: the home agent's to the old
-// address, then its HA2R's to the new one; the kernel answered those with
-// Parameter Problem.)
+//
+//  1. Ten moves under a ping every 20 ms from mn2 to mn1's home address:
+//     nothing is lost. (It lost one packet a move until the mobile node
+//     took packets that came through two tunnels: the home agent's to the
+//     old address, then its HA2R's to the new one; the kernel answered
+//     those with Parameter Problem.)
+//  2. Ten more under a TCP stream from mn1 to mn2 (iperf3): no
+//     retransmission timeout (the kernel's TcpExtTCPTimeouts in mn1's
+//     namespace). The stream fills the path's queues, so it runs apart
+//     from the ping, whose packets it would crowd out.
 func TestKernelMakeBeforeBreak(t *testing.T) {
-	requireRoot(t, "ping")
+	requireRoot(t, "ping", "iperf3", "nstat")
 	b := startBed(t, "../examples/fig4.yaml")
-	mn1, _ := b.waitAttached("mn1", "ar1", 10*time.Second)
-	b.waitAttached("mn2", "ar2", 10*time.Second)
-	// mn1's home address: reachable wherever mn1 is.
-	home := "2001:db8:1::10"
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	b.waitAttached("mn1", "ar1", 10*time.Second)
+	mn2, _ := b.waitAttached("mn2", "ar2", 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	ping := exec.CommandContext(ctx, "ip", "netns", "exec", b.id+"-mn2", "ping", "-6", "-i", "0.02", "-c", "500", "-W", "2", home)
+	at := "ar1"
+
+	// 1. A ping across ten moves; mn1's home address is reachable wherever
+	// mn1 is.
+	ping := exec.CommandContext(ctx, "ip", "netns", "exec", b.id+"-mn2", "ping", "-6", "-i", "0.02", "-c", "400", "-W", "2", "2001:db8:1::10")
 	var out strings.Builder
 	ping.Stdout, ping.Stderr = &out, &out
 	if err := ping.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b.waitCounter("mn1", "packets.to_tun", mn1.Counters["packets.to_tun"]+25, 5*time.Second)
-	links := []string{"ar1p", "ar1"}
-	from := "ar1"
-	for i := range 10 {
-		to := links[i%2]
-		if o, err := b.script("add", "mn1", to); err != nil {
-			t.Fatalf("add %s: %v\n%s", to, err, o)
-		}
-		cmd := exec.Command(nodeBin, "handover", "--control", filepath.Join(b.dir, "mn1.sock"), "--to", to, "--make-before-break")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("move %d to %s: %v\n%s", i+1, to, err, o)
-		}
-		if o, err := b.script("drop", "mn1", from); err != nil {
-			t.Fatalf("drop %s: %v\n%s", from, err, o)
-		}
-		from = to
-		st, err := b.status("mn1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.waitCounter("mn1", "packets.to_tun", st.Counters["packets.to_tun"]+15, 5*time.Second)
-	}
+	at = b.movesBeforeBreak(at, 10)
 	if err := ping.Wait(); err != nil {
 		t.Fatalf("ping: %v\n%s", err, lastLines(out.String(), 5))
 	}
@@ -63,4 +51,86 @@ func TestKernelMakeBeforeBreak(t *testing.T) {
 	if !strings.Contains(summary, " 0% packet loss") {
 		t.Errorf("packets lost across make-before-break moves:\n%s", summary)
 	}
+
+	// 2. A TCP stream across ten more.
+	if o, err := b.exec(10*time.Second, "mn2", "iperf3", "-s", "-1", "-D", "-B", mn2.Host.Address); err != nil {
+		t.Fatalf("iperf3 server: %v\n%s", err, o)
+	}
+	b.waitListening("mn2", 5201)
+	timeouts0 := b.tcpTimeouts("mn1")
+	iperf := exec.CommandContext(ctx, "ip", "netns", "exec", b.id+"-mn1", "iperf3", "-c", mn2.Host.Address, "-t", "8", "-J")
+	var iperfOut strings.Builder
+	iperf.Stdout = &iperfOut
+	if err := iperf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b.movesBeforeBreak(at, 10)
+	if err := iperf.Wait(); err != nil {
+		t.Fatalf("iperf3: %v\n%s", err, iperfOut.String())
+	}
+	var res struct {
+		End struct {
+			SumSent struct {
+				Bps         float64 `json:"bits_per_second"`
+				Retransmits int     `json:"retransmits"`
+			} `json:"sum_sent"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(iperfOut.String()), &res); err != nil {
+		t.Fatalf("iperf3's report: %v\n%s", err, iperfOut.String())
+	}
+	timeouts := b.tcpTimeouts("mn1") - timeouts0
+	t.Logf("TCP mn1 -> mn2 across 10 make-before-break moves: %.0f Mbit/s, %d segments retransmitted, %d retransmission timeouts",
+		res.End.SumSent.Bps/1e6, res.End.SumSent.Retransmits, timeouts)
+	if timeouts != 0 {
+		t.Errorf("the TCP stream had %d retransmission timeouts across make-before-break moves", timeouts)
+	}
+}
+
+// movesBeforeBreak moves mn1 n times between ar1 and ar1p, starting from
+// link at, each move make-before-break with 300 ms of traffic after it
+// (mn1's TUN counter), and returns where mn1 ends.
+func (b *bed) movesBeforeBreak(at string, n int) string {
+	b.t.Helper()
+	other := map[string]string{"ar1": "ar1p", "ar1p": "ar1"}
+	for i := range n {
+		to := other[at]
+		st, err := b.status("mn1")
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if o, err := b.script("add", "mn1", to); err != nil {
+			b.t.Fatalf("add %s: %v\n%s", to, err, o)
+		}
+		cmd := exec.Command(nodeBin, "handover", "--control", filepath.Join(b.dir, "mn1.sock"), "--to", to, "--make-before-break")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.t.Fatalf("move %d to %s: %v\n%s", i+1, to, err, o)
+		}
+		if o, err := b.script("drop", "mn1", at); err != nil {
+			b.t.Fatalf("drop %s: %v\n%s", at, err, o)
+		}
+		at = to
+		b.waitCounter("mn1", "packets.to_tun", st.Counters["packets.to_tun"]+15, 5*time.Second)
+	}
+	return at
+}
+
+// tcpTimeouts reads the kernel's count of TCP retransmission timeouts in
+// node's namespace.
+func (b *bed) tcpTimeouts(node string) int {
+	b.t.Helper()
+	out, err := b.exec(5*time.Second, node, "nstat", "-az", "TcpExtTCPTimeouts")
+	if err != nil {
+		b.t.Fatalf("nstat: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "TcpExtTCPTimeouts" {
+			var n int
+			fmt.Sscan(f[1], &n)
+			return n
+		}
+	}
+	b.t.Fatalf("nstat gave no TcpExtTCPTimeouts:\n%s", out)
+	return 0
 }
