@@ -261,6 +261,20 @@ func (l *Lab) SetLoss(p float64) {
 	}
 }
 
+// BlackHole makes node name's underlay silently lose everything it sends
+// (on: a router whose uplink died without a link event), or stops that.
+func (l *Lab) BlackHole(name string, on bool) {
+	ne, ok := l.netems[name]
+	if !ok {
+		panic("lab: BlackHole needs the lab's emulated links (not NoDelay)")
+	}
+	if on {
+		ne.SetExtraLoss(1)
+	} else {
+		ne.SetExtraLoss(l.loss)
+	}
+}
+
 // LostOnPurpose returns how many frames each node's emulated links dropped.
 func (l *Lab) LostOnPurpose() map[string]uint64 {
 	out := map[string]uint64{}

@@ -90,3 +90,54 @@ func TestBreakBeforeMakeLoses(t *testing.T) {
 		t.Errorf("20 break-before-make moves lost nothing (mn1 %d, mn2 %d): the lab no longer shows what make-before-break saves", r.PacketsLost, fr.PacketsLost)
 	}
 }
+
+// A standby link takes over from a path that dies silently: mn1 talks to
+// mn2 through ar1 and holds ar1p in reserve; ar1 then loses everything it
+// sends, with no link event. mn1 notices the silence within its DeadAfter
+// (300 ms: a probe after 150 ms, unanswered for 150 ms more), moves to
+// ar1p without soliciting it first, and the call goes on both ways.
+func TestStandbyTakesOverFromADeadPath(t *testing.T) {
+	l := startFig4Scheme(t, config.SchemeStandard, Options{})
+	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Hangup(ctx)
+	testenv.WaitFor(t, 5*time.Second, "media both ways", func() bool { return c.Report().PacketsReceived >= 25 })
+	mn1 := l.Node("mn1")
+	if err := mn1.HoldStandby("ar1p"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the standby attachment", func() bool { _, ok := mn1.Host.Prepared(); return ok })
+	if cur, _ := mn1.Host.CurrentLink(); cur.Name != "ar1" {
+		t.Fatalf("holding a standby moved mn1 to %s", cur.Name)
+	}
+	start := time.Now()
+	l.BlackHole("ar1", true)
+	if _, err := mn1.WaitAttached(ctx, "ar1p"); err != nil {
+		t.Fatalf("mn1 did not move to its standby link: %v", err)
+	}
+	detected := time.Since(start)
+	var far *softphone.Call
+	for _, x := range l.Node("mn2").SIP.Phone.Calls() {
+		far = x
+	}
+	rx, frx := c.Report().PacketsReceived, far.Report().PacketsReceived
+	testenv.WaitFor(t, 10*time.Second, "media both ways after the move", func() bool {
+		return c.Report().PacketsReceived >= rx+25 && far.Report().PacketsReceived >= frx+25
+	})
+	resumed := time.Since(start)
+	t.Logf("ar1 black-holed: mn1 on ar1p after %v (path.probes %d, path.dead %d); media both ways again by %v; longest gaps %.0f ms (mn1), %.0f ms (mn2)",
+		detected.Round(time.Millisecond), mn1.Metrics.Get("path.probes"), mn1.Metrics.Get("path.dead"), resumed.Round(time.Millisecond),
+		c.Report().MaxGapMs, far.Report().MaxGapMs)
+	if mn1.Metrics.Get("path.dead") != 1 {
+		t.Errorf("path.dead %d, want 1", mn1.Metrics.Get("path.dead"))
+	}
+	if detected > time.Second {
+		t.Errorf("the move to the standby link took %v after the path died, want within about 300 ms", detected)
+	}
+}

@@ -208,6 +208,13 @@ func (mn *MobileNode) prepare(a overlay.Attachment) {
 		mn.mu.Unlock()
 		return
 	}
+	if a.Standby {
+		// Held in reserve: registering it would move the bindings there.
+		// The host moves when its path dies, and the move goes the
+		// ordinary way from there.
+		mn.mu.Unlock()
+		return
+	}
 	mn.sig.Add("mn.prepared", 1)
 	if mn.cfg.HomePrefix.Contains(a.Address) {
 		mn.prepared = nil

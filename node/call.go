@@ -167,6 +167,12 @@ func (n *Node) RegisterControl(srv *control.Server) {
 	srv.Handle("handover", func(ctx context.Context, args map[string]string) (any, error) {
 		link := args["to"]
 		start := time.Now()
+		if args["standby"] == "true" {
+			if err := n.HoldStandby(link); err != nil {
+				return nil, err
+			}
+			return map[string]any{"link": link, "standby": true}, nil
+		}
 		move := n.Handover
 		if args["make_before_break"] == "true" {
 			move = n.HandoverBeforeBreak

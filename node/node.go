@@ -293,6 +293,17 @@ func (n *Node) Handover(link string) error {
 	return n.Host.Attach(link)
 }
 
+// HoldStandby attaches a host to link as well and holds it in reserve: the
+// host moves there by itself when its current path goes silent (overlay
+// HostConfig.DeadAfter), without the Router Solicitation a move otherwise
+// starts with.
+func (n *Node) HoldStandby(link string) error {
+	if err := n.mayMoveTo(link); err != nil {
+		return err
+	}
+	return n.Host.PrepareStandby(link)
+}
+
 // mayMoveTo checks that the node is a host and link one of its access
 // links.
 func (n *Node) mayMoveTo(link string) error {

@@ -46,6 +46,13 @@ type HostConfig struct {
 	// that link's router it has gone (default 2 s): packets its peers sent
 	// to the old address before they learned the new one still arrive.
 	LeaveGrace time.Duration
+	// DeadAfter is how long the current link may stay silent while the
+	// host sends, when it holds a standby link (PrepareStandby), before it
+	// moves there (default 300 ms): after half of it the host probes its
+	// router with a Router Solicitation (answered at once when the path
+	// works), and if the other half passes without a frame from the
+	// router, the path is taken for dead.
+	DeadAfter time.Duration
 	// PoisonBuffers overwrites every packet buffer once its round is done,
 	// so that a hook that kept a reference sees garbage (tests).
 	PoisonBuffers bool
@@ -68,6 +75,9 @@ type Attachment struct {
 	// (Prepare, then Commit): its mobility registrations were made while
 	// the old link still carried the traffic.
 	Prepared bool
+	// Standby marks one held in reserve (PrepareStandby): no registration
+	// was made for it; the host moves there when the current path dies.
+	Standby bool
 }
 
 // HostHook is how a mobility engine sees a host's packets. Both methods run
@@ -115,11 +125,17 @@ type Host struct {
 	prev       atomic.Pointer[hostState]
 	prevT      clock.Timer
 	onPrepared []func(Attachment)
-	keepT      clock.Timer
-	seq        uint64
-	onAttach   []func(Attachment)
-	onMove     []func(link string)
-	ctl        ndBuilder // control packets sent under mu
+	// Dead path detection while a standby link is held: when the host last
+	// heard a frame on its current link and last sent one (unix ns), and
+	// the watch's probe.
+	lastRx, lastTx atomic.Int64
+	watchT         clock.Timer
+	probeAt        int64
+	keepT          clock.Timer
+	seq            uint64
+	onAttach       []func(Attachment)
+	onMove         []func(link string)
+	ctl            ndBuilder // control packets sent under mu
 
 	port uint16
 }
@@ -134,9 +150,10 @@ type hostLinkState struct {
 
 // hostState is the current link; att is nil until the router answered.
 type hostState struct {
-	link  HostLink
-	epoch uint16 // this attachment's number, stamped on its frames
-	att   *Attachment
+	link    HostLink
+	epoch   uint16 // this attachment's number, stamped on its frames
+	att     *Attachment
+	standby bool // held in reserve (PrepareStandby)
 }
 
 // NewHost builds a host; Start makes it run and Attach puts it on a link.
@@ -158,6 +175,9 @@ func NewHost(cfg HostConfig, bind Bind, dev tun.Device) (*Host, error) {
 	}
 	if cfg.LeaveGrace == 0 {
 		cfg.LeaveGrace = 2 * time.Second
+	}
+	if cfg.DeadAfter == 0 {
+		cfg.DeadAfter = 300 * time.Millisecond
 	}
 	log := cfg.Log.With("node", cfg.Name)
 	c := newCounters(cfg.Metrics)
@@ -258,7 +278,7 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.mu.Lock()
-	for _, t := range []clock.Timer{h.rsTimer, h.keepT, h.nextRS, h.prevT} {
+	for _, t := range []clock.Timer{h.rsTimer, h.keepT, h.nextRS, h.prevT, h.watchT} {
 		if t != nil {
 			t.Stop()
 		}
@@ -488,7 +508,27 @@ func (h *Host) Prepared() (Attachment, bool) {
 // (Router Solicitation, address) while it stays on the current link, takes
 // what arrives on both, and sends what comes from the new address by the
 // new link. Commit then makes the new link the current one.
-func (h *Host) Prepare(link string) error {
+func (h *Host) Prepare(link string) error { return h.prepare(link, false) }
+
+// PrepareStandby attaches to link as Prepare does, but holds it in
+// reserve: no mobility registration is made for it (OnPrepared
+// subscribers see Attachment.Standby), and the host moves there when its
+// current path goes silent (HostConfig.DeadAfter), or on Commit.
+func (h *Host) PrepareStandby(link string) error {
+	if err := h.prepare(link, true); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastRx.Store(h.clk.Now().UnixNano())
+	h.probeAt = 0
+	if h.watchT == nil {
+		h.watchT = h.clk.AfterFunc(h.cfg.DeadAfter/6, h.watchPath)
+	}
+	return nil
+}
+
+func (h *Host) prepare(link string, standby bool) error {
 	l, ok := h.links[link]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownLink, link)
@@ -506,7 +546,7 @@ func (h *Host) Prepare(link string) error {
 		return nil
 	}
 	h.cancelPreparationLocked()
-	h.next.Store(&hostState{link: l, epoch: cur.epoch + 1})
+	h.next.Store(&hostState{link: l, epoch: cur.epoch + 1, standby: standby})
 	h.nextCount = 0
 	h.nextRS = h.clk.AfterFunc(0, h.solicitNext)
 	h.m.Add("attach.prepared_started", 1)
@@ -607,4 +647,47 @@ func (h *Host) heardState(id uint32, cur *hostState) *hostState {
 		return p
 	}
 	return nil
+}
+
+// watchPath runs while a standby link is held: a current path that stays
+// silent while the host sends is probed, and if the probe goes unanswered
+// too, the host moves to the standby link.
+func (h *Host) watchPath() {
+	if h.run.closing.Load() {
+		return
+	}
+	h.mu.Lock()
+	n, s := h.next.Load(), h.cur.Load()
+	if n == nil || !n.standby || s == nil || s.att == nil {
+		h.watchT = nil // no standby: nothing to move to
+		h.mu.Unlock()
+		return
+	}
+	now := h.clk.Now().UnixNano()
+	half := int64(h.cfg.DeadAfter / 2)
+	rx, tx := h.lastRx.Load(), h.lastTx.Load()
+	dead := false
+	switch {
+	case h.probeAt != 0 && rx >= h.probeAt:
+		h.probeAt = 0 // the router answered
+	case h.probeAt != 0 && now-h.probeAt >= half:
+		dead = n.att != nil
+	case h.probeAt == 0 && tx > rx && now-rx >= half:
+		h.probeAt = now
+		h.m.Add("path.probes", 1)
+		h.sendFrame(s, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
+	}
+	if dead {
+		h.watchT = nil
+		h.probeAt = 0
+	} else {
+		h.watchT = h.clk.AfterFunc(h.cfg.DeadAfter/6, h.watchPath)
+	}
+	h.mu.Unlock()
+	if dead {
+		h.m.Add("path.dead", 1)
+		h.log.Warn("the current link went silent; moving to the standby link", "link", s.link.Name, "standby", n.link.Name,
+			"silent_for", time.Duration(now-rx))
+		h.Commit()
+	}
 }

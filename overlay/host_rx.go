@@ -28,6 +28,12 @@ func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
 		now = h.clk.Now()
 	}
 	p := &st.pkt
+	heard := false // a frame from the current link (dead path detection)
+	defer func() {
+		if heard {
+			h.lastRx.Store(h.clk.Now().UnixNano())
+		}
+	}()
 	for i := 0; i < n; i++ {
 		var fh FrameHeader
 		if _, err := ParseFrame(bufs[i][Headroom:Headroom+sizes[i]], &fh); err != nil {
@@ -35,6 +41,7 @@ func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
 			continue
 		}
 		ls := h.heardState(fh.LinkID, s)
+		heard = heard || ls != nil && ls == h.cur.Load()
 		if ls == nil {
 			h.c.dropped(DropNotAttached, 1)
 			if s != nil {
@@ -168,8 +175,9 @@ func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
 // called with mu held and unlocks it.
 func (h *Host) prepared(s *hostState, prefix netip.Prefix, addr, router netip.Addr, mtu int) {
 	h.seq++
-	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: router, MTU: mtu, At: h.clk.Now(), Seq: h.seq, Prepared: true}
-	h.next.Store(&hostState{link: s.link, epoch: s.epoch, att: att})
+	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: router, MTU: mtu, At: h.clk.Now(), Seq: h.seq,
+		Prepared: true, Standby: s.standby}
+	h.next.Store(&hostState{link: s.link, epoch: s.epoch, att: att, standby: s.standby})
 	if h.nextRS != nil {
 		h.nextRS.Stop()
 		h.nextRS = nil
@@ -246,6 +254,7 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 		st.out = append(st.out, p.frame(&fh))
 	}
 	if len(st.out) > 0 {
+		h.lastTx.Store(h.clk.Now().UnixNano())
 		if err := h.bind.Send(st.out, s.link.Router); err != nil {
 			h.c.dropped(DropUnderlaySend, len(st.out))
 		} else {

@@ -81,11 +81,12 @@ func showStatus(ctx context.Context, out io.Writer, path string, asJSON, refresh
 }
 
 func cmdHandover(args []string) error {
-	fs := newFlags("handover", "node handover --to LINK [--make-before-break] [--name NAME | --control PATH]")
+	fs := newFlags("handover", "node handover --to LINK [--make-before-break | --standby] [--name NAME | --control PATH]")
 	var cf controlFlags
 	cf.register(fs)
 	to := fs.String("to", "", "the access link to move to (required)")
 	mbb := fs.Bool("make-before-break", false, "attach to LINK and register there while the current link carries the traffic, and switch only then")
+	standby := fs.Bool("standby", false, "attach to LINK as well and hold it in reserve: the node moves there by itself when its current path goes silent (300 ms)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func cmdHandover(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	raw, err := control.Call(ctx, path, control.Request{Cmd: "handover", Args: map[string]string{"to": *to, "make_before_break": fmt.Sprint(*mbb)}})
+	raw, err := control.Call(ctx, path, control.Request{Cmd: "handover", Args: map[string]string{"to": *to, "make_before_break": fmt.Sprint(*mbb), "standby": fmt.Sprint(*standby)}})
 	if err != nil {
 		return err
 	}
@@ -109,6 +110,10 @@ func cmdHandover(args []string) error {
 		TookMS  float64 `json:"took_ms"`
 	}
 	json.Unmarshal(raw, &r)
+	if *standby {
+		fmt.Printf("holding %s in reserve: the node moves there if its current path goes silent\n", *to)
+		return nil
+	}
 	fmt.Printf("attached to %s (prefix %s) as %s in %.1f ms\n", r.Link, r.Prefix, r.Address, r.TookMS)
 	return nil
 }
