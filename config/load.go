@@ -105,6 +105,7 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 		AnchorIdle:   d.duration(mm, "anchor_idle", mobility.DefaultAnchorIdle),
 		MNAuth:       d.choice(mm, "mn_auth", "attach", "attach", "first_session"),
 		HomeLifetime: d.duration(mm, "home_lifetime", 420*time.Second),
+		Standby:      d.boolean(mm, "standby", false),
 	}
 	d.require(m, root, "", "links", "nodes")
 	for _, f := range d.list(m, "links") {

@@ -79,6 +79,10 @@ type MobilityOptions struct {
 	MNAuth string
 	// HomeLifetime is the lifetime mobile nodes request from home agents.
 	HomeLifetime time.Duration
+	// Standby: a host that follows its underlay holds the access link of
+	// a second network in reserve and moves there when its path goes
+	// silent or its network goes.
+	Standby bool
 }
 
 // Link is an access link: a virtual link served by one router.

@@ -205,7 +205,7 @@ func (n *Node) buildHost() error {
 		Name: nc.Name, Keepalive: n.Topo.Timers.Keepalive, RSInterval: n.Topo.Timers.RSInterval,
 		// A mobile node's engine decides its device addresses; at home
 		// it uses its home address on the home link.
-		ManageAddresses: nc.Role != config.RoleMN, StaticAddr: nc.StaticAddr,
+		ManageAddresses: nc.Role != config.RoleMN, StaticAddr: nc.StaticAddr, HoldStandby: n.Topo.Mobility.Standby,
 		PoisonBuffers: n.opts.PoisonBuffers, Clock: n.opts.Clock, Log: n.opts.Log, Metrics: n.Metrics,
 	}
 	if nc.Role == config.RoleMN {

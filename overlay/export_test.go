@@ -67,6 +67,9 @@ func ParseNDForTest(pkt []byte) (typ uint8, target netip.Addr, prefix netip.Pref
 // PickLink is pickLink.
 var PickLink = pickLink
 
+// SpareLink is spareLink.
+var SpareLink = spareLink
+
 // RouterTimers is how many periodic timers a router runs.
 func (r *Router) RouterTimers() int {
 	r.tmu.Lock()

@@ -53,6 +53,9 @@ type HostConfig struct {
 	// works), and if the other half passes without a frame from the
 	// router, the path is taken for dead.
 	DeadAfter time.Duration
+	// HoldStandby makes the underlay watcher hold the link of a second
+	// network in reserve (PrepareStandby) whenever one is up.
+	HoldStandby bool
 	// PoisonBuffers overwrites every packet buffer once its round is done,
 	// so that a hook that kept a reference sees garbage (tests).
 	PoisonBuffers bool

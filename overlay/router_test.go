@@ -380,6 +380,40 @@ func TestPickLink(t *testing.T) {
 	}
 }
 
+// The link held in reserve is reached through another network than the
+// current link: none while the machine has one network (a default link
+// would match it too, but it is the same path), the best other one when a
+// second network is up.
+func TestSpareLink(t *testing.T) {
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	links := []overlay.HostLink{
+		{Name: "wifi", Match: overlay.UnderlayMatch{Interface: "wl*"}},
+		{Name: "phone", Match: overlay.UnderlayMatch{Interface: "usb*"}},
+		{Name: "lab", Match: overlay.UnderlayMatch{Network: p("10.9.0.0/24")}},
+		{Name: "any", Match: overlay.UnderlayMatch{Default: true}},
+	}
+	wl := overlay.UnderlayNet{Interface: "wlan0", Addrs: []netip.Addr{a("192.168.1.20")}, Gateway: a("192.168.1.1")}
+	usb := overlay.UnderlayNet{Interface: "usb0", Addrs: []netip.Addr{a("172.20.10.2")}, Gateway: a("172.20.10.1")}
+	cases := []struct {
+		cur  string
+		nets []overlay.UnderlayNet
+		want string
+		ok   bool
+	}{
+		{"wifi", []overlay.UnderlayNet{wl}, "", false},
+		{"wifi", []overlay.UnderlayNet{wl, usb}, "phone", true},
+		{"phone", []overlay.UnderlayNet{wl, usb}, "wifi", true},
+		{"wifi", []overlay.UnderlayNet{wl, {Interface: "eth0", Addrs: []netip.Addr{a("100.64.0.9")}, Gateway: a("100.64.0.1")}}, "any", true},
+	}
+	for _, c := range cases {
+		got, ok := overlay.SpareLink(links, c.cur, c.nets)
+		if got != c.want || ok != c.ok {
+			t.Errorf("spareLink(%q, %v) = %q, %v; want %q, %v", c.cur, c.nets, got, ok, c.want, c.ok)
+		}
+	}
+}
+
 // Every ND message the overlay builds parses back to what was put in.
 func TestNDRoundTrip(t *testing.T) {
 	ll := overlay.NodeLinkAddr("r")

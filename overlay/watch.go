@@ -118,20 +118,65 @@ func pickLink(links []HostLink, current string, nets []UnderlayNet) (string, boo
 	return pick, top >= 0
 }
 
+// spareLink picks the access link to hold in reserve beside current: the
+// best match among the networks that do not lead to current (a second
+// network, not a second router behind the same one). It reports false
+// when there is none.
+func spareLink(links []HostLink, current string, nets []UnderlayNet) (string, bool) {
+	var others []UnderlayNet
+	for _, u := range nets {
+		if !slices.ContainsFunc(links, func(l HostLink) bool { return l.Name == current && l.Match.score(u) >= 0 }) {
+			others = append(others, u)
+		}
+	}
+	pick, top := "", -1
+	for _, l := range links {
+		if s := l.Match.best(others); l.Name != current && s > top {
+			pick, top = l.Name, s
+		}
+	}
+	return pick, top >= 0
+}
+
 // underlayChanged re-evaluates the host's link after the machine's
-// underlay networks changed, and attaches elsewhere if needed.
+// underlay networks changed, and attaches elsewhere if needed: to the link
+// it holds in reserve at once, if that is the one. With HoldStandby it
+// also keeps a second network's link in reserve.
 func (h *Host) underlayChanged(nets []UnderlayNet) {
 	cur := ""
 	if l, ok := h.CurrentLink(); ok {
 		cur = l.Name
 	}
 	next, ok := pickLink(h.cfg.Links, cur, nets)
-	if !ok || next == cur {
+	if ok && next != cur {
+		h.m.Add("attach.underlay_change", 1)
+		if n := h.next.Load(); n != nil && n.standby && n.att != nil && n.link.Name == next {
+			h.log.Info("underlay network changed: moving to the link held in reserve", "from", cur, "to", next)
+			h.Commit()
+			return
+		}
+		h.log.Info("underlay network changed", "from", cur, "to", next)
+		h.Attach(next)
 		return
 	}
-	h.m.Add("attach.underlay_change", 1)
-	h.log.Info("underlay network changed", "from", cur, "to", next)
-	h.Attach(next)
+	if !h.cfg.HoldStandby || !ok {
+		return
+	}
+	spare, have := spareLink(h.cfg.Links, cur, nets)
+	n := h.next.Load()
+	switch {
+	case !have:
+		if n != nil && n.standby {
+			h.mu.Lock()
+			h.cancelPreparationLocked() // its network went
+			h.mu.Unlock()
+		}
+	case n == nil || n.link.Name != spare:
+		if err := h.PrepareStandby(spare); err == nil {
+			h.m.Add("attach.standby", 1)
+			h.log.Info("a second network is up: holding its link in reserve", "link", spare, "current", cur)
+		}
+	}
 }
 
 // underlayPoll is how often the watch reads the networks when it gets no

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -133,4 +134,93 @@ func (b *bed) tcpTimeouts(node string) int {
 	}
 	b.t.Fatalf("nstat gave no TcpExtTCPTimeouts:\n%s", out)
 	return 0
+}
+
+// With mobility.standby, mn1's underlay watcher holds the link of a second
+// network in reserve as soon as that network is up (testbed.sh add), and
+// moves there when the current path dies silently: here blackhole routes
+// in mn1's and ar1's namespaces drop everything between them, with no
+// link event.
+// A ping every 20 ms from mn2 to mn1's home address stops for the
+// detection (300 ms) and the re-registration, then goes on.
+func TestKernelStandbyTakesOver(t *testing.T) {
+	requireRoot(t, "ping")
+	src, err := os.ReadFile("../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := filepath.Join(t.TempDir(), "fig4-standby.yaml")
+	if err := os.WriteFile(topo, append(src, "mobility: {standby: true}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startBed(t, topo)
+	b.waitAttached("mn1", "ar1", 10*time.Second)
+	b.waitAttached("mn2", "ar2", 10*time.Second)
+	if o, err := b.script("add", "mn1", "ar1p"); err != nil {
+		t.Fatalf("add ar1p: %v\n%s", err, o)
+	}
+	b.waitCounter("mn1", "attach.prepared", 1, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ping := exec.CommandContext(ctx, "ip", "netns", "exec", b.id+"-mn2", "ping", "-6", "-i", "0.02", "-c", "250", "-W", "2", "2001:db8:1::10")
+	var out strings.Builder
+	ping.Stdout, ping.Stderr = &out, &out
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := b.status("mn1")
+	b.waitCounter("mn1", "packets.to_tun", st.Counters["packets.to_tun"]+25, 5*time.Second)
+	// The path between mn1 and ar1 dies without a link event: blackhole
+	// routes in both namespaces (this kernel may lack tc netem).
+	plan, err := os.ReadFile(filepath.Join(b.dir, "plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, err := os.ReadFile(filepath.Join(b.dir, "access"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar1IP string
+	for _, l := range strings.Split(string(plan), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "router" && f[1] == "ar1" {
+			ar1IP = f[2]
+		}
+	}
+	var mn1IPs []string
+	for _, l := range strings.Split(string(access), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[0] == "mn1" {
+			mn1IPs = append(mn1IPs, strings.Split(f[3], "/")[0])
+		}
+	}
+	if ar1IP == "" || len(mn1IPs) == 0 {
+		t.Fatalf("no ar1 in the plan or no networks of mn1:\n%s\n%s", plan, access)
+	}
+	routes := [][]string{{"mn1", ar1IP}}
+	for _, ip := range mn1IPs {
+		routes = append(routes, []string{"ar1", ip})
+	}
+	start := time.Now()
+	for _, r := range routes {
+		ns := b.id + "-" + r[0]
+		if o, err := exec.Command("ip", "-n", ns, "route", "add", "blackhole", r[1]+"/32").CombinedOutput(); err != nil {
+			t.Fatalf("blackhole %s in %s: %v\n%s", r[1], ns, err, o)
+		}
+	}
+	b.waitAttached("mn1", "ar1p", 5*time.Second)
+	detected := time.Since(start)
+	if err := ping.Wait(); err != nil {
+		t.Fatalf("ping: %v\n%s", err, lastLines(out.String(), 5))
+	}
+	st, _ = b.status("mn1")
+	summary := lastLines(out.String(), 2)
+	t.Logf("the path to ar1 black-holed: mn1 on its standby ar1p after %v (path.dead %d); ping every 20 ms: %s",
+		detected.Round(time.Millisecond), st.Counters["path.dead"], summary)
+	if st.Counters["path.dead"] != 1 {
+		t.Errorf("path.dead %d, want 1", st.Counters["path.dead"])
+	}
+	var sent, got int
+	fmt.Sscanf(summary, "%d packets transmitted, %d received", &sent, &got)
+	if sent == 0 || sent-got > 50 {
+		t.Errorf("the ping lost %d of %d: more than a second of packets", sent-got, sent)
+	}
 }
