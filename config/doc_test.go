@@ -93,7 +93,7 @@ func TestTopologyDoc(t *testing.T) {
 		"mobility.mn_auth": topo.Mobility.MNAuth, "mobility.standby": topo.Mobility.Standby, "mobility.home_lifetime": topo.Mobility.HomeLifetime,
 		"links[].delay": topo.Links[1].Delay, "links[].loss": topo.Links[1].Loss,
 		"nodes[].ha2r": topo.NodeByName("r1").HA2R, "nodes[].auto_answer": mn.AutoAnswer, "nodes[].auto_attach": mn.AutoAttach,
-		"nodes[].watch_underlay": mn.WatchUnderlay, "nodes[].access[].default": mn.Access[0].Default,
+		"nodes[].watch_underlay": mn.WatchUnderlay, "nodes[].accept_direct": mn.AcceptDirect, "nodes[].access[].default": mn.Access[0].Default,
 		"backbone.loss": topo.Backbone.Loss,
 	}
 	for path, v := range applied {

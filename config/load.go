@@ -262,6 +262,7 @@ func (d *decoder) node(f field) *Node {
 	_, n.AutoAnswerSet = m["auto_answer"]
 	n.AutoAttach = d.boolean(m, "auto_attach", true)
 	n.WatchUnderlay = d.boolean(m, "watch_underlay", true)
+	n.AcceptDirect = d.boolean(m, "accept_direct", false)
 	n.StaticAddr = d.addr6(m, "static_address")
 	if n.Role == RoleMN {
 		d.require(m, f.val, f.path, "home_agent", "home_address", "mn_ha_key")

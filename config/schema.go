@@ -9,7 +9,7 @@ var Sections = map[string][]string{
 	"timers":            {"keepalive", "ra_interval", "rs_interval", "sip_t2"},
 	"mobility":          {"rr_trigger", "anchor_idle", "mn_auth", "home_lifetime", "standby"},
 	"links[]":           {"name", "prefix", "router", "mtu", "delay", "loss"},
-	"nodes[]":           {"name", "role", "underlay", "public_key", "private_key_file", "address", "prefixes", "ha2r", "host_stack", "sip_domain", "access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "static_address", "watch_underlay"},
+	"nodes[]":           {"name", "role", "underlay", "public_key", "private_key_file", "address", "prefixes", "ha2r", "host_stack", "sip_domain", "access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "static_address", "watch_underlay", "accept_direct"},
 	"nodes[].access[]":  {"link", "network", "interface", "gateway", "gateway_mac", "default"},
 	"nodes[].mn_ha_key": {"spi", "secret"},
 	"backbone":          {"delay", "loss", "pairs"},
@@ -21,6 +21,6 @@ var Sections = map[string][]string{
 var RoleFields = map[Role][]string{
 	RoleHA: {"address", "prefixes", "host_stack", "sip_domain"},
 	RoleAR: {"address", "prefixes", "host_stack", "ha2r"},
-	RoleMN: {"access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "watch_underlay"},
-	RoleCN: {"access", "start", "sip_uri", "auto_answer", "auto_attach", "static_address", "watch_underlay"},
+	RoleMN: {"access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "watch_underlay", "accept_direct"},
+	RoleCN: {"access", "start", "sip_uri", "auto_answer", "auto_attach", "static_address", "watch_underlay", "accept_direct"},
 }

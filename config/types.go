@@ -142,6 +142,9 @@ type Node struct {
 	AutoAttach    bool // attach to the start link at boot (default true)
 	StaticAddr    netip.Addr
 	WatchUnderlay bool
+	// AcceptDirect lets the softphone take SIP from anyone, not only from
+	// its proxy and, within a call, its peer.
+	AcceptDirect bool
 }
 
 // Access is one access link a host may use, and the underlay network that

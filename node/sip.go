@@ -117,7 +117,7 @@ func (n *Node) startSIP() error {
 			return fmt.Errorf("node %s: no home agent serves SIP domain %q (set sip_domain on one)", nc.Name, aor.Host)
 		}
 		ph, err := softphone.NewPhone(softphone.PhoneConfig{AOR: aor, Proxy: proxy, Net: n.network(), Contact: n.sipContact,
-			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, AnswerT2: n.answerT2(), Log: n.Log, OnCall: n.onCall, Password: sipPassword(t, nc),
+			AutoAnswer: nc.AutoAnswer, AnswerDelay: answerDelay, AnswerT2: n.answerT2(), AcceptDirect: nc.AcceptDirect, Log: n.Log, OnCall: n.onCall, Password: sipPassword(t, nc),
 			OnRegister: func(_ netip.Addr, err error) {
 				if err != nil {
 					n.Metrics.Add("sip.register_failed", 1)

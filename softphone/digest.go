@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -29,34 +30,58 @@ type digestGuard struct {
 	key        [32]byte
 	passwords  map[string]string // by user
 	algorithms []string          // offered, in order of preference
+
+	// The nonce counts each user has used with each nonce (RFC 7616
+	// 3.4.5): a captured Authorization replayed within the nonce's hour is
+	// refused. A window, not a strict order, because a phone's REGISTER
+	// refresh and INVITE may cross on the way.
+	mu   sync.Mutex
+	used map[usedKey]*ncWindow
 }
+
+type usedKey struct{ user, nonce string }
+
+// ncWindow is the nonce counts seen for one user and nonce: the highest,
+// and which of the 64 below it.
+type ncWindow struct {
+	max     uint32
+	seen    uint64 // bit i: max-1-i was used
+	expires time.Time
+}
+
+// maxUsedNonces bounds the table; expired entries go when it fills.
+const maxUsedNonces = 1 << 16
 
 func newDigestGuard(realm string, passwords map[string]string, algorithms []string) *digestGuard {
 	if len(algorithms) == 0 {
 		algorithms = []string{"SHA-256", "MD5"}
 	}
-	g := &digestGuard{realm: realm, passwords: passwords, algorithms: algorithms}
+	g := &digestGuard{realm: realm, passwords: passwords, algorithms: algorithms, used: map[usedKey]*ncWindow{}}
 	rand.Read(g.key[:])
 	return g
 }
 
+// nonce is a timestamp and 8 random bytes under an HMAC: unique per
+// challenge, so that clients that count from 1 for every challenge (SIPp)
+// are not taken for replays of each other.
 func (g *digestGuard) nonce(now time.Time) string {
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(now.Unix()))
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[:8], uint64(now.Unix()))
+	rand.Read(raw[8:])
 	m := hmac.New(sha256.New, g.key[:])
-	m.Write(ts[:])
-	return hex.EncodeToString(ts[:]) + hex.EncodeToString(m.Sum(nil)[:12])
+	m.Write(raw[:])
+	return hex.EncodeToString(raw[:]) + hex.EncodeToString(m.Sum(nil)[:12])
 }
 
 // fresh reports whether nonce is one of ours and still good.
 func (g *digestGuard) fresh(nonce string, now time.Time) bool {
 	raw, err := hex.DecodeString(nonce)
-	if err != nil || len(raw) != 20 {
+	if err != nil || len(raw) != 28 {
 		return false
 	}
 	m := hmac.New(sha256.New, g.key[:])
-	m.Write(raw[:8])
-	if !hmac.Equal(m.Sum(nil)[:12], raw[8:]) {
+	m.Write(raw[:16])
+	if !hmac.Equal(m.Sum(nil)[:12], raw[16:]) {
 		return false
 	}
 	age := now.Sub(time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0))
@@ -126,10 +151,56 @@ func (g *digestGuard) check(req *sip.Request, role authRole, user string) (ok, s
 	if err != nil || subtle.ConstantTimeCompare([]byte(want.Response), []byte(cred.Response)) != 1 {
 		return false, false
 	}
-	if !g.fresh(cred.Nonce, time.Now()) {
+	now := time.Now()
+	if !g.fresh(cred.Nonce, now) {
 		return false, true
 	}
+	if cred.QOP != "" && !g.firstUse(user, cred.Nonce, uint32(cred.Nc), now) {
+		return false, false // a replay: challenged afresh
+	}
 	return true, false
+}
+
+// firstUse records nonce count nc of user with nonce, and reports whether
+// it is new.
+func (g *digestGuard) firstUse(user, nonce string, nc uint32, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := usedKey{user, nonce}
+	w := g.used[k]
+	if w == nil {
+		if len(g.used) >= maxUsedNonces {
+			for key, x := range g.used {
+				if now.After(x.expires) {
+					delete(g.used, key)
+				}
+			}
+			if len(g.used) >= maxUsedNonces {
+				return false // full of live nonces: refuse rather than forget
+			}
+		}
+		g.used[k] = &ncWindow{max: nc, expires: now.Add(nonceLifetime + time.Minute)}
+		return true
+	}
+	switch {
+	case nc > w.max:
+		shift := nc - w.max
+		if shift >= 64 {
+			w.seen = 0
+		} else {
+			w.seen = w.seen<<shift | 1<<(shift-1)
+		}
+		w.max = nc
+		return true
+	case nc == w.max || w.max-nc > 64:
+		return false
+	}
+	bit := uint64(1) << (w.max - nc - 1)
+	if w.seen&bit != 0 {
+		return false
+	}
+	w.seen |= bit
+	return true
 }
 
 // SIPPassword derives a SIP user's digest password from a secret the

@@ -51,6 +51,11 @@ func TestRegistrarDigest(t *testing.T) {
 	if got := register("alice", "Authorization: "+cred.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 200") {
 		t.Errorf("REGISTER with alice's MD5 credentials: %q", got)
 	}
+	// The same Authorization again, in a new request: a replay (RFC 7616
+	// 3.4.5), challenged afresh.
+	if got := register("alice", "Authorization: "+cred.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 401") {
+		t.Errorf("a replayed Authorization: %q", got)
+	}
 	// A phone with its password: one challenge, then refreshes without.
 	ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "bob", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27190), Net: KernelNetwork{},
 		Contact: func() netip.Addr { return loop }, Port: 27191, RTPPort: 31000, Password: "bob-secret"})
@@ -121,5 +126,29 @@ func TestProxyAuthenticatesItsUsersCalls(t *testing.T) {
 	c.Hangup(ctx)
 	if got := p.m.Get("sip.proxy.auth.challenged"); got != challenged {
 		t.Errorf("alice's call drew %d challenges, want none (her registration's nonce)", got-challenged)
+	}
+}
+
+// Each nonce count is good once per user and nonce, in any order within 64
+// of the highest; older ones and repeats are refused.
+func TestNonceCountWindow(t *testing.T) {
+	g := newDigestGuard("d", nil, nil)
+	now := time.Now()
+	steps := []struct {
+		user string
+		nc   uint32
+		want bool
+	}{
+		{"a", 1, true}, {"a", 1, false}, {"a", 3, true}, {"a", 2, true}, {"a", 2, false},
+		{"b", 2, true}, // another user's count is its own
+		{"a", 100, true}, {"a", 36, true}, {"a", 35, false}, {"a", 3, false}, {"a", 99, true}, {"a", 100, false},
+	}
+	for i, s := range steps {
+		if got := g.firstUse(s.user, "n1", s.nc, now); got != s.want {
+			t.Errorf("step %d: %s nc %d: new %v, want %v", i, s.user, s.nc, got, s.want)
+		}
+	}
+	if !g.firstUse("a", "n2", 1, now) {
+		t.Error("a new nonce starts afresh")
 	}
 }
