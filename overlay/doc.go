@@ -2,7 +2,14 @@
 // between hosts (frame.go), the underlay bind (bind.go), access links with
 // neighbour discovery (link.go, nd.go), the router that forwards between
 // links and across the backbone (router.go, forward.go, router_nd.go), and
-// the host that attaches to one link at a time (host.go, host_rx.go).
+// the host that attaches to one link at a time, or to a second one while a
+// make-before-break move or a standby link is prepared (host.go,
+// host_rx.go).
+//
+// Below the Bind, package secure seals each frame for its peer (Noise IK
+// sessions, AES-GCM; its wire.go has the byte layout) when the topology has
+// key pairs: the overlay sends and receives frames in clear through it and
+// learns endpoints only from frames that authenticated.
 //
 // # How a packet travels, and who owns its buffer
 //
