@@ -14,6 +14,7 @@
 package secure
 
 import (
+	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,19 +80,21 @@ const (
 
 // Bind seals what the overlay sends and opens what it receives.
 type Bind struct {
-	inner   overlay.Bind
-	cfg     Config
-	clk     clock.Clock
-	log     *slog.Logger
-	private Key
-	public  Key
-	mac1    [32]byte // key of the mac1 on messages to this node
-	peers   map[Key]*peer
-	limiter *rate.Limiter
-	hints   *rate.Limiter // unknown-session answers sent
-	suite   noise.CipherSuite
-	c       counters
-	batches sync.Pool // of *batch
+	inner      overlay.Bind
+	cfg        Config
+	clk        clock.Clock
+	log        *slog.Logger
+	private    Key
+	public     Key
+	mac1       [32]byte // key of the mac1 on messages to this node
+	peers      map[Key]*peer
+	limiter    *rate.Limiter
+	hints      *rate.Limiter // unknown-session answers sent
+	cookies    cookieJar
+	cookieSeal cipher.AEAD // seals the cookies this node hands out
+	suite      noise.CipherSuite
+	c          counters
+	batches    sync.Pool // of *batch
 
 	lastStamp atomic.Uint64
 
@@ -109,8 +112,10 @@ type peer struct {
 	link   overlay.LinkAddr
 	mac1   [32]byte // key of the mac1 on messages to this peer
 
-	current atomic.Pointer[keypair]
-	known   atomic.Pointer[netip.AddrPort] // the endpoint byEndpoint maps to this peer
+	current    atomic.Pointer[keypair]
+	known      atomic.Pointer[netip.AddrPort] // the endpoint byEndpoint maps to this peer
+	cookie     atomic.Pointer[heldCookie]     // the peer's last cookie reply
+	cookieOpen cipher.AEAD                    // opens the peer's cookie replies
 
 	mu        sync.Mutex
 	endpoint  netip.AddrPort
@@ -160,8 +165,10 @@ func New(inner overlay.Bind, cfg Config) (*Bind, error) {
 	}
 	b := &Bind{inner: inner, cfg: cfg, clk: cfg.Clock, log: cfg.Log, private: cfg.PrivateKey, public: cfg.PrivateKey.Public(),
 		peers: map[Key]*peer{}, byEndpoint: map[netip.AddrPort]*peer{}, byIndex: map[uint32]*keypair{}, pending: map[uint32]*handshake{},
-		limiter: rate.NewLimiter(rate.Limit(cfg.HandshakesPerSecond), 200), hints: rate.NewLimiter(50, 50)}
+		limiter: rate.NewLimiter(rate.Limit(cfg.HandshakesPerSecond), handshakeBurst(cfg.HandshakesPerSecond)), hints: rate.NewLimiter(50, 50)}
+	b.cookies.init(cfg.HandshakesPerSecond)
 	b.mac1 = mac1Key(b.public)
+	b.cookieSeal = cookieKey(b.public)
 	// Noise_IK_25519_AESGCM_SHA256; see handshake.go for the choices.
 	b.suite = noise.NewCipherSuite(&x25519{}, noise.CipherAESGCM, noise.HashSHA256)
 	b.c.resolve(cfg.Metrics)
@@ -175,7 +182,8 @@ func New(inner overlay.Bind, cfg Config) (*Bind, error) {
 		if _, dup := b.peers[pc.PublicKey]; dup {
 			return nil, fmt.Errorf("secure: peers share the public key %s (each node needs its own key pair)", pc.PublicKey)
 		}
-		p := &peer{Peer: pc, public: pc.PublicKey, link: overlay.NodeLinkAddr(pc.Name), mac1: mac1Key(pc.PublicKey), endpoint: pc.Endpoint}
+		p := &peer{Peer: pc, public: pc.PublicKey, link: overlay.NodeLinkAddr(pc.Name), mac1: mac1Key(pc.PublicKey), endpoint: pc.Endpoint,
+			cookieOpen: cookieKey(pc.PublicKey)}
 		b.peers[pc.PublicKey] = p
 		if pc.Endpoint.IsValid() {
 			b.byEndpoint[pc.Endpoint] = p
@@ -526,7 +534,7 @@ func (b *Bind) process(msg []byte, from netip.AddrPort, sc *scratch) ([]byte, bo
 	switch msg[0] {
 	case typeTransport:
 		return b.open(msg, from, sc)
-	case typeInitiation, typeResponse:
+	case typeInitiation, typeResponse, typeCookie:
 		b.handshake(msg, from)
 	case typeUnknown:
 		b.unknownSession(msg, from)
@@ -598,16 +606,19 @@ func (b *Bind) handshake(msg []byte, from netip.AddrPort) {
 		b.c.malformed.Add(1)
 		return
 	}
+	if msg[0] == typeCookie {
+		b.cookieReply(msg) // sealed for us: no mac1
+		return
+	}
 	if !mac1Valid(&b.mac1, msg) {
 		b.c.badMAC1.Add(1)
 		return
 	}
-	if !b.limiter.AllowN(b.clk.Now(), 1) {
-		b.c.rateLimited.Add(1)
-		return
-	}
 	switch msg[0] {
 	case typeInitiation:
+		if !b.admit(msg, from) {
+			return
+		}
 		kp, res, err := b.consumeInitiation(msg)
 		if err != nil {
 			b.handshakeFailed(err)

@@ -17,6 +17,7 @@ type counters struct {
 	authFailed, replayed, expired, wrongLinkAddr      *atomic.Uint64
 	badMAC1, rateLimited, staleInitiation, unknownKey *atomic.Uint64
 	hintsSent, hintsHeeded, hintsIgnored              *atomic.Uint64
+	cookieSent, cookieReceived, cookieAdmitted        *atomic.Uint64
 }
 
 func (c *counters) resolve(m *metrics.Set) {
@@ -32,6 +33,7 @@ func (c *counters) resolve(m *metrics.Set) {
 		"secure.drop.unknown_key":     &c.unknownKey,
 		"secure.unknown_session.sent": &c.hintsSent, "secure.unknown_session.heeded": &c.hintsHeeded,
 		"secure.unknown_session.ignored": &c.hintsIgnored,
+		"secure.cookie.sent":             &c.cookieSent, "secure.cookie.received": &c.cookieReceived, "secure.cookie.admitted": &c.cookieAdmitted,
 	} {
 		*p = m.Counter(name)
 	}

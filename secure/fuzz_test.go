@@ -54,6 +54,7 @@ func FuzzReceive(f *testing.F) {
 	f.Add(transport)
 	f.Add(frame("mn1", "in clear"))
 	f.Add([]byte{typeResponse, 0, 0, 0})
+	f.Add(append([]byte{typeCookie, 0, 0, 0}, make([]byte, cookieLen-4)...))
 	from := netip.MustParseAddrPort("10.0.9.9:1")
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		if frame, ok := responder.process(msg, from, new(scratch)); ok {

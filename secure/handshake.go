@@ -142,6 +142,7 @@ type handshake struct {
 	localIndex uint32
 	peer       *peer
 	sent       time.Time
+	mac1       [mac1Len]byte // of the initiation: a cookie reply's additional data
 }
 
 func (b *Bind) noiseConfig(initiator bool, peerStatic []byte) noise.Config {
@@ -183,12 +184,14 @@ func (b *Bind) createInitiation(p *peer) (*handshake, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(msg) != initiationLen-mac1Len {
-		return nil, nil, fmt.Errorf("secure: initiation of %d bytes, want %d", len(msg)+mac1Len, initiationLen)
+	if len(msg) != initiationLen-mac1Len-mac2Len {
+		return nil, nil, fmt.Errorf("secure: initiation of %d bytes, want %d", len(msg)+mac1Len+mac2Len, initiationLen)
 	}
 	m := mac1(&p.mac1, msg)
 	msg = append(msg, m[:]...)
-	return &handshake{state: hs, localIndex: idx, peer: p, sent: b.clk.Now()}, msg, nil
+	m2 := b.mac2For(p, msg)
+	msg = append(msg, m2[:]...)
+	return &handshake{state: hs, localIndex: idx, peer: p, sent: b.clk.Now(), mac1: m}, msg, nil
 }
 
 // consumeInitiation reads an initiation (mac1 already checked) and
@@ -198,7 +201,7 @@ func (b *Bind) consumeInitiation(msg []byte) (*keypair, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	payload, _, _, err := hs.ReadMessage(nil, msg[8:len(msg)-mac1Len])
+	payload, _, _, err := hs.ReadMessage(nil, msg[8:len(msg)-mac1Len-mac2Len])
 	if err != nil {
 		return nil, nil, fmt.Errorf("secure: initiation does not decrypt: %w", err)
 	}

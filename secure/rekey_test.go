@@ -2,11 +2,13 @@ package secure
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/internal/testenv"
+	"github.com/ha2r/mip6testbed/overlay/overlaytest"
 )
 
 // The window accepts each counter once, in any order within its width,
@@ -129,4 +131,41 @@ func TestRestartedPeerAsksForHandshake(t *testing.T) {
 	})
 	host.bind.Send([][]byte{frame("mn1", "after the restart")}, router.ep)
 	restarted.expect(t, frame("mn1", "after the restart"))
+}
+
+// Under a flood of initiations: the router's budget (here 1 a second) is
+// spent by an initiation from a key it does not know; the host's own
+// initiation then gets a cookie reply instead of a handshake, initiates
+// again with mac2, and is answered from the budget a flood cannot spend,
+// while the flood's further initiations (no cookie at their address) get
+// nothing but cookie replies.
+func TestCookieUnderFlood(t *testing.T) {
+	host, router, net := pair(t, clock.Real{}, func(c *Config) {
+		c.Peers = withoutWarm(c.Peers)
+		c.HandshakesPerSecond = 1
+	})
+	stranger, err := New(overlaytest.NopBind{}, Config{PrivateKey: newKey(t), Peers: []Peer{{Name: "ar1", PublicKey: router.key.Public()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooder := netip.MustParseAddrPort("10.0.9.9:4444")
+	for range 3 {
+		_, msg, err := stranger.createInitiation(stranger.peers[router.key.Public()])
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.Deliver(flooder, router.ep, msg)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the flood to spend the budget", func() bool {
+		return router.count("secure.drop.unknown_key") == 1 && router.count("secure.drop.rate_limited") == 2
+	})
+	f := frame("mn1", "through the flood")
+	host.bind.Send([][]byte{f}, router.ep)
+	router.expect(t, f)
+	if host.count("secure.cookie.received") != 1 || router.count("secure.cookie.admitted") != 1 {
+		t.Errorf("cookie received %d, admitted with mac2 %d; want 1, 1", host.count("secure.cookie.received"), router.count("secure.cookie.admitted"))
+	}
+	if router.count("secure.cookie.sent") < 3 {
+		t.Errorf("cookie replies sent %d, want one to each initiation past the budget", router.count("secure.cookie.sent"))
+	}
 }

@@ -10,17 +10,28 @@ import (
 // Wire format. Every underlay datagram between two nodes with underlay
 // security on is one of four messages. Integers are big-endian.
 //
-// Handshake initiation (type 1, 124 bytes): Noise IK's first message
+// Handshake initiation (type 1, 140 bytes): Noise IK's first message
 // (-> e, es, s, ss) with an 8-byte timestamp as its payload:
 //
 //	type(1)=1 | reserved(3)=0 | sender index(4) | ephemeral(32) |
-//	static, encrypted(32+16) | timestamp, encrypted(8+16) | mac1(16)
+//	static, encrypted(32+16) | timestamp, encrypted(8+16) | mac1(16) |
+//	mac2(16)
+//
+// mac2 is zero, or, from an initiator that got a cookie reply in the last
+// two minutes, HMAC-SHA256 (first 16 bytes) over the message up to it,
+// keyed with the cookie (cookie.go).
 //
 // Handshake response (type 2, 76 bytes): Noise IK's second message
 // (<- e, ee, se) with an empty payload:
 //
 //	type(1)=2 | reserved(3)=0 | sender index(4) | receiver index(4) |
 //	ephemeral(32) | empty, encrypted(0+16) | mac1(16)
+//
+// Cookie reply (type 5, 48 bytes): what a node under a flood of
+// initiations answers instead of a handshake (cookie.go):
+//
+//	type(1)=5 | reserved(3)=0 | receiver index(4) | nonce(12) |
+//	cookie, encrypted(16+16)
 //
 // Unknown session (type 3, 8 bytes): the answer to a transport message
 // whose receiver index names no session here, typically because this node
@@ -55,14 +66,17 @@ const (
 	typeResponse   = 2
 	typeUnknown    = 3
 	typeTransport  = 4
+	typeCookie     = 5
 	unknownLen     = 8
 
 	headerLen       = 16 // transport header
 	tagLen          = 16 // AEAD tag
 	Overhead        = headerLen + tagLen
 	mac1Len         = 16
+	mac2Len         = 16
+	cookieLen       = 8 + 12 + 16 + tagLen
 	initiationNoise = 32 + 32 + tagLen + 8 + tagLen
-	initiationLen   = 8 + initiationNoise + mac1Len
+	initiationLen   = 8 + initiationNoise + mac1Len + mac2Len
 	responseNoise   = 32 + tagLen
 	responseLen     = 12 + responseNoise + mac1Len
 	plainFrameMagic = 0x6D
@@ -112,6 +126,10 @@ func checkHandshake(b []byte) error {
 		if len(b) != responseLen {
 			return errLength
 		}
+	case typeCookie:
+		if len(b) != cookieLen {
+			return errLength
+		}
 	default:
 		return errType
 	}
@@ -131,8 +149,12 @@ func mac1(key *[32]byte, msg []byte) [mac1Len]byte {
 	return out
 }
 
-// mac1Valid checks the last 16 bytes of a handshake message.
+// mac1Valid checks a handshake message's mac1: the last 16 bytes of a
+// response, the 16 before mac2 of an initiation.
 func mac1Valid(key *[32]byte, msg []byte) bool {
+	if msg[0] == typeInitiation {
+		msg = msg[:len(msg)-mac2Len]
+	}
 	body := msg[:len(msg)-mac1Len]
 	want := mac1(key, body)
 	return hmac.Equal(want[:], msg[len(msg)-mac1Len:])
