@@ -12,21 +12,29 @@ import (
 	"github.com/ha2r/mip6testbed/softphone"
 )
 
+// callMN2 has MN1 call MN2 once both are registered, and waits until MN1
+// has received n packets of media.
+func callMN2(ctx context.Context, t *testing.T, l *Lab, n uint64) *softphone.Call {
+	t.Helper()
+	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
+	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "media both ways", func() bool { return c.Report().PacketsReceived >= n })
+	return c
+}
+
 // movesDuringCall calls MN2 from MN1 and moves MN1 20 times between ar1 and
 // ar1p, 300 ms of talk apart, make-before-break or not; it returns both
 // ends' reports.
 func movesDuringCall(t *testing.T, scheme config.Scheme, beforeBreak bool) (mn1, mn2 softphone.Report) {
 	t.Helper()
 	l := startFig4Scheme(t, scheme, Options{})
-	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
-	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 5*time.Second, "media both ways", func() bool { return c.Report().PacketsReceived >= 10 })
+	c := callMN2(ctx, t, l, 10)
 	move := l.Handover
 	if beforeBreak {
 		move = l.HandoverBeforeBreak
@@ -98,16 +106,10 @@ func TestBreakBeforeMakeLoses(t *testing.T) {
 // ar1p without soliciting it first, and the call goes on both ways.
 func TestStandbyTakesOverFromADeadPath(t *testing.T) {
 	l := startFig4Scheme(t, config.SchemeStandard, Options{})
-	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
-	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := l.Node("mn1").SIP.Phone.Call(ctx, sip.Uri{User: "user2", Host: "domain2"}, softphone.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := callMN2(ctx, t, l, 25)
 	defer c.Hangup(ctx)
-	testenv.WaitFor(t, 5*time.Second, "media both ways", func() bool { return c.Report().PacketsReceived >= 25 })
 	mn1 := l.Node("mn1")
 	if err := mn1.HoldStandby("ar1p"); err != nil {
 		t.Fatal(err)

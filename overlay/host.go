@@ -445,17 +445,17 @@ func (h *Host) Send(pkt []byte) bool {
 		return false
 	}
 	if len(pkt) >= ip6.HeaderLen {
-		s = h.linkFor(ip6.Header(pkt).Src(), s)
+		s = linkFor(ip6.Header(pkt).Src(), s, h.next.Load())
 	}
 	return h.sendFrame(s, pkt)
 }
 
-// linkFor picks the link a packet from src leaves by: the one being
-// prepared for its own address (a router drops a source that is not on
+// linkFor picks the link a packet from src leaves by: next, the link being
+// prepared, for its own address (a router drops a source that is not on
 // its link), else cur.
-func (h *Host) linkFor(src netip.Addr, cur *hostState) *hostState {
-	if n := h.next.Load(); n != nil && n.att != nil && n.att.Address == src {
-		return n
+func linkFor(src netip.Addr, cur, next *hostState) *hostState {
+	if next != nil && next.att != nil && next.att.Address == src {
+		return next
 	}
 	return cur
 }

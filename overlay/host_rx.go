@@ -2,8 +2,10 @@ package overlay
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"time"
 
+	"github.com/ha2r/mip6testbed/clock"
 	"github.com/ha2r/mip6testbed/ip6"
 )
 
@@ -41,7 +43,7 @@ func (h *Host) receiveBatch(st *hostRx, bufs [][]byte, sizes []int, n int) {
 			continue
 		}
 		ls := h.heardState(fh.LinkID, s)
-		heard = heard || ls != nil && ls == h.cur.Load()
+		heard = heard || ls != nil && ls == s
 		if ls == nil {
 			h.c.dropped(DropNotAttached, 1)
 			if s != nil {
@@ -140,57 +142,51 @@ func (h *Host) handleRA(ra *ndMsg, from netip.Addr, s *hostState) {
 	if h.cfg.StaticAddr.IsValid() && prefix.Contains(h.cfg.StaticAddr) {
 		addr = h.cfg.StaticAddr
 	}
+	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: from, MTU: ra.mtu, At: h.clk.Now()}
 	h.mu.Lock()
-	if h.next.Load() == s {
-		h.prepared(s, prefix, addr, from, ra.mtu) // unlocks
-		return
-	}
-	if h.cur.Load() != s { // moved on meanwhile
+	var subs []func(Attachment)
+	switch {
+	case h.next.Load() == s: // the link being prepared
+		att.Prepared, att.Standby = true, s.standby
+		h.settle(s, &h.next, &h.nextRS, att)
+		subs = append(subs, h.onPrepared...)
+	case h.cur.Load() == s:
+		h.settle(s, &h.cur, &h.rsTimer, att)
+		subs = append(subs, h.onAttach...)
+	default: // moved on meanwhile
 		h.mu.Unlock()
 		return
 	}
-	h.seq++
-	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: from, MTU: ra.mtu, At: h.clk.Now(), Seq: h.seq}
-	h.cur.Store(&hostState{link: s.link, epoch: s.epoch, att: att})
-	if h.rsTimer != nil {
-		h.rsTimer.Stop()
-		h.rsTimer = nil
-	}
-	subs := append([]func(Attachment){}, h.onAttach...)
-	// Announce the new address at once so the router need not resolve it.
-	h.m.Add("nd.na.out", 1)
-	h.sendFrame(s, h.ctl.na(addr, ip6.AllNodes, h.ll, false, false))
 	h.mu.Unlock()
-	h.m.Add("attach.completed", 1)
-	h.log.Info("attached", "link", s.link.Name, "prefix", prefix, "address", addr)
-	if h.cfg.ManageAddresses && h.dev != nil {
-		h.manageAddress(att)
+	if att.Prepared {
+		h.m.Add("attach.prepared", 1)
+		h.log.Info("prepared", "link", s.link.Name, "prefix", prefix, "address", addr)
+	} else {
+		h.m.Add("attach.completed", 1)
+		h.log.Info("attached", "link", s.link.Name, "prefix", prefix, "address", addr)
+		if h.cfg.ManageAddresses && h.dev != nil {
+			h.manageAddress(att)
+		}
 	}
 	for _, f := range subs {
 		f(*att)
 	}
 }
 
-// prepared completes the attachment to the link being prepared; it is
-// called with mu held and unlocks it.
-func (h *Host) prepared(s *hostState, prefix netip.Prefix, addr, router netip.Addr, mtu int) {
+// settle records att, the attachment s's router answered, in slot (the
+// current link's state, or the prepared link's), stops that slot's
+// solicitations, and announces the address at once so the router need not
+// resolve it. Call with mu held.
+func (h *Host) settle(s *hostState, slot *atomic.Pointer[hostState], rs *clock.Timer, att *Attachment) {
 	h.seq++
-	att := &Attachment{Link: s.link, Prefix: prefix, Address: addr, RouterLL: router, MTU: mtu, At: h.clk.Now(), Seq: h.seq,
-		Prepared: true, Standby: s.standby}
-	h.next.Store(&hostState{link: s.link, epoch: s.epoch, att: att, standby: s.standby})
-	if h.nextRS != nil {
-		h.nextRS.Stop()
-		h.nextRS = nil
+	att.Seq = h.seq
+	slot.Store(&hostState{link: s.link, epoch: s.epoch, att: att, standby: s.standby})
+	if *rs != nil {
+		(*rs).Stop()
+		*rs = nil
 	}
-	subs := append([]func(Attachment){}, h.onPrepared...)
 	h.m.Add("nd.na.out", 1)
-	h.sendFrame(s, h.ctl.na(addr, ip6.AllNodes, h.ll, false, false))
-	h.mu.Unlock()
-	h.m.Add("attach.prepared", 1)
-	h.log.Info("prepared", "link", s.link.Name, "prefix", prefix, "address", addr)
-	for _, f := range subs {
-		f(*att)
-	}
+	h.sendFrame(s, h.ctl.na(att.Address, ip6.AllNodes, h.ll, false, false))
 }
 
 // manageAddress keeps exactly the current link's address on the device.
@@ -214,6 +210,7 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 	}
 	fh := FrameHeader{Type: FrameTypePacket, LinkID: s.link.ID, Src: h.ll, Epoch: s.epoch}
 	hb := h.hook.Load()
+	next := h.next.Load() // a prepared link, whose address's packets go by it
 	var now time.Time
 	if h.tap.Tapping() {
 		now = h.clk.Now()
@@ -234,7 +231,7 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 		if hb != nil && hb.h.Outbound(p) == Consumed {
 			continue
 		}
-		ls := h.linkFor(p.Header().Src(), s)
+		ls := linkFor(p.Header().Src(), s, next)
 		if ls.att.MTU > 0 && p.Len > ls.att.MTU {
 			// Tell the local stack, as a kernel would for its own link.
 			h.c.dropped(DropTooBig, 1)

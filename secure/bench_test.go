@@ -10,15 +10,21 @@ import (
 	"github.com/ha2r/mip6testbed/overlay/overlaytest"
 )
 
+// handshakePair is an initiator, the responder it knows, and the
+// initiator's record of it, on a fake clock and no underlay.
+func handshakePair(b *testing.B) (ini, res *Bind, p *peer) {
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	ik, rk := newKey(b), newKey(b)
+	ini, _ = New(overlaytest.NopBind{}, Config{PrivateKey: ik, Clock: clk, Metrics: &metrics.Set{}, Peers: []Peer{{Name: "ar1", PublicKey: rk.Public()}}})
+	res, _ = New(overlaytest.NopBind{}, Config{PrivateKey: rk, Clock: clk, Metrics: &metrics.Set{}, Peers: []Peer{{Name: "mn1", PublicKey: ik.Public()}}})
+	return ini, res, ini.peers[rk.Public()]
+}
+
 // BenchmarkHandshake is one whole Noise IK handshake: the initiator's
 // first message, the responder's answer, the initiator's completion (both
 // sides' CPU, in one goroutine).
 func BenchmarkHandshake(b *testing.B) {
-	clk := clock.NewFake(time.Unix(1e9, 0))
-	ik, rk := newKey(b), newKey(b)
-	ini, _ := New(overlaytest.NopBind{}, Config{PrivateKey: ik, Clock: clk, Metrics: &metrics.Set{}, Peers: []Peer{{Name: "ar1", PublicKey: rk.Public()}}})
-	res, _ := New(overlaytest.NopBind{}, Config{PrivateKey: rk, Clock: clk, Metrics: &metrics.Set{}, Peers: []Peer{{Name: "mn1", PublicKey: ik.Public()}}})
-	p := ini.peers[rk.Public()]
+	ini, res, p := handshakePair(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		hs, msg, err := ini.createInitiation(p)
@@ -38,11 +44,7 @@ func BenchmarkHandshake(b *testing.B) {
 // BenchmarkRespond is what one initiation costs the node that answers it:
 // the price of a handshake flood per message that passes mac1.
 func BenchmarkRespond(b *testing.B) {
-	clk := clock.NewFake(time.Unix(1e9, 0))
-	ik, rk := newKey(b), newKey(b)
-	ini, _ := New(overlaytest.NopBind{}, Config{PrivateKey: ik, Clock: clk, Metrics: &metrics.Set{}, Peers: []Peer{{Name: "ar1", PublicKey: rk.Public()}}})
-	res, _ := New(overlaytest.NopBind{}, Config{PrivateKey: rk, Clock: clk, Metrics: &metrics.Set{}, Peers: []Peer{{Name: "mn1", PublicKey: ik.Public()}}})
-	p := ini.peers[rk.Public()]
+	ini, res, p := handshakePair(b)
 	msgs := make([][]byte, 0, 1024)
 	for range cap(msgs) {
 		_, msg, _ := ini.createInitiation(p)

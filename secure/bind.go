@@ -383,9 +383,7 @@ func (b *Bind) retryHandshake(p *peer, to netip.AddrPort) {
 // waited for it, or an empty keepalive that confirms the session to the
 // responder.
 func (b *Bind) install(p *peer, kp *keypair, from netip.AddrPort) {
-	b.mu.Lock()
-	b.byIndex[kp.localIndex] = kp
-	b.mu.Unlock()
+	b.addIndex(kp)
 	p.mu.Lock()
 	b.rotateLocked(p, kp)
 	staged := p.staged
@@ -410,9 +408,7 @@ func (b *Bind) install(p *peer, kp *keypair, from netip.AddrPort) {
 // current one, which must stay open. A peer without a session uses it at
 // once.
 func (b *Bind) offer(p *peer, kp *keypair, from netip.AddrPort) {
-	b.mu.Lock()
-	b.byIndex[kp.localIndex] = kp
-	b.mu.Unlock()
+	b.addIndex(kp)
 	p.mu.Lock()
 	if p.next != nil {
 		b.forgetIndex(p.next.localIndex)
@@ -451,6 +447,13 @@ func (b *Bind) rotateLocked(p *peer, kp *keypair) {
 		b.forgetIndex(p.previous.localIndex)
 	}
 	p.previous = old
+}
+
+// addIndex opens kp to frames under its index.
+func (b *Bind) addIndex(kp *keypair) {
+	b.mu.Lock()
+	b.byIndex[kp.localIndex] = kp
+	b.mu.Unlock()
 }
 
 func (b *Bind) forgetIndex(idx uint32) {
