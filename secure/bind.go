@@ -14,6 +14,7 @@
 package secure
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
@@ -97,6 +98,7 @@ type Bind struct {
 	batches    sync.Pool // of *batch
 
 	lastStamp atomic.Uint64
+	sessions  atomic.Uint64 // numbers sessions in the order this node took them up
 
 	mu         sync.RWMutex
 	byEndpoint map[netip.AddrPort]*peer
@@ -322,6 +324,7 @@ func (b *Bind) sendInitiation(p *peer, to netip.AddrPort) {
 		b.log.Error("underlay handshake", "peer", p.Name, "err", err)
 		return
 	}
+	hs.to = to
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -378,22 +381,28 @@ func (b *Bind) retryHandshake(p *peer, to netip.AddrPort) {
 	b.sendInitiation(p, to)
 }
 
-// install makes kp (a session this node initiated) p's current one,
-// keeps the one before it for what is still in flight, and sends what
-// waited for it, or an empty keepalive that confirms the session to the
-// responder.
-func (b *Bind) install(p *peer, kp *keypair, from netip.AddrPort) {
-	b.addIndex(kp)
+// install makes kp (the session of hs, which this node initiated) p's
+// current one, keeps the one before it for what is still in flight, and
+// sends what waited for it, or an empty keepalive that confirms the
+// session to the responder. A response to an initiation that a retry or
+// a crossed initiation has since replaced is stale: the peer has offered
+// a session for the newer one and forgotten this one's.
+func (b *Bind) install(hs *handshake, kp *keypair, from netip.AddrPort) {
+	p := hs.peer
 	p.mu.Lock()
+	if p.hs != hs {
+		p.mu.Unlock()
+		b.c.staleResponse.Add(1)
+		return
+	}
+	p.hs = nil
+	if p.retry != nil {
+		p.retry.Stop()
+	}
+	b.addIndex(kp)
 	b.rotateLocked(p, kp)
 	staged := p.staged
 	p.staged = nil
-	if p.hs != nil && p.hs.localIndex == kp.localIndex {
-		p.hs = nil
-		if p.retry != nil {
-			p.retry.Stop()
-		}
-	}
 	p.mu.Unlock()
 	b.learn(p, from)
 	b.c.sessions.Add(1)
@@ -429,10 +438,16 @@ func (b *Bind) offer(p *peer, kp *keypair, from netip.AddrPort) {
 	}
 }
 
-// confirm promotes p's next session once a frame authenticated under it.
+// confirm promotes p's next session once a frame authenticated under it,
+// unless this node has since installed a newer one it initiated itself (the
+// two handshakes overlapped): the peer will confirm that one in turn, and
+// both ends then send under it. Promoting the older would leave each end
+// sending under the session the other initiated, and each would retire at
+// its next rekey the one the other still uses. The offer stays open for
+// what the peer sends under it meanwhile.
 func (b *Bind) confirm(p *peer, kp *keypair) {
 	p.mu.Lock()
-	if p.next == kp {
+	if p.next == kp && kp.order > p.current.Load().order {
 		p.next = nil
 		b.rotateLocked(p, kp)
 	}
@@ -451,6 +466,7 @@ func (b *Bind) rotateLocked(p *peer, kp *keypair) {
 
 // addIndex opens kp to frames under its index.
 func (b *Bind) addIndex(kp *keypair) {
+	kp.order = b.sessions.Add(1)
 	b.mu.Lock()
 	b.byIndex[kp.localIndex] = kp
 	b.mu.Unlock()
@@ -627,6 +643,10 @@ func (b *Bind) handshake(msg []byte, from netip.AddrPort) {
 			b.handshakeFailed(err)
 			return
 		}
+		if b.crossed(kp.peer, from) {
+			b.c.crossedInitiation.Add(1)
+			return
+		}
 		b.c.responses.Add(1)
 		if err := b.inner.Send([][]byte{res}, from); err != nil {
 			b.log.Debug("underlay handshake: send response", "peer", kp.peer.Name, "err", err)
@@ -639,7 +659,7 @@ func (b *Bind) handshake(msg []byte, from netip.AddrPort) {
 		delete(b.pending, idx)
 		b.mu.Unlock()
 		if hs == nil {
-			b.c.unknownIndex.Add(1)
+			b.c.staleResponse.Add(1) // abandoned, superseded, or forged
 			return
 		}
 		kp, err := b.consumeResponse(hs, msg)
@@ -647,8 +667,35 @@ func (b *Bind) handshake(msg []byte, from netip.AddrPort) {
 			b.handshakeFailed(err)
 			return
 		}
-		b.install(hs.peer, kp, from)
+		b.install(hs, kp, from)
 	}
+}
+
+// crossed settles two initiations that crossed on the wire (both ends
+// rekeyed at once, on the same message count or after a pause). Answered
+// both, they leave each end holding as current the session the other
+// initiated, and each then retires the one the other still sends under
+// at the next rekey. As WireGuard (one handshake per peer), only one may
+// complete: the initiation of the end with the lower public key wins,
+// provided it went to where the other's came from (one sent to a stale
+// endpoint would never be answered). The loser abandons its own
+// initiation and answers; the winner drops the other's and waits for
+// its answer.
+func (b *Bind) crossed(p *peer, from netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hs == nil {
+		return false
+	}
+	if p.hs.to == from && bytes.Compare(b.public[:], p.public[:]) < 0 {
+		return true
+	}
+	b.forgetPending(p.hs.localIndex)
+	p.hs = nil
+	if p.retry != nil {
+		p.retry.Stop()
+	}
+	return false
 }
 
 // tellUnknown answers a transport message for a session this node does

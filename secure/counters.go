@@ -16,6 +16,7 @@ type counters struct {
 	badMAC1, rateLimited, staleInitiation, unknownKey *atomic.Uint64
 	hintsSent, hintsHeeded, hintsIgnored              *atomic.Uint64
 	cookieSent, cookieReceived, cookieAdmitted        *atomic.Uint64
+	crossedInitiation, staleResponse                  *atomic.Uint64
 }
 
 func (c *counters) resolve(m *metrics.Set) {
@@ -32,6 +33,7 @@ func (c *counters) resolve(m *metrics.Set) {
 		"secure.unknown_session.sent": &c.hintsSent, "secure.unknown_session.heeded": &c.hintsHeeded,
 		"secure.unknown_session.ignored": &c.hintsIgnored,
 		"secure.cookie.sent":             &c.cookieSent, "secure.cookie.received": &c.cookieReceived, "secure.cookie.admitted": &c.cookieAdmitted,
+		"secure.handshake.crossed": &c.crossedInitiation, "secure.drop.stale_response": &c.staleResponse,
 	} {
 		*p = m.Counter(name)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,7 @@ type keypair struct {
 	created     time.Time
 	initiator   bool
 	peer        *peer
+	order       uint64        // when this node took it up, among its sessions (addIndex)
 	sent        atomic.Uint64 // the next counter to send
 
 	mu     sync.Mutex
@@ -142,7 +144,8 @@ type handshake struct {
 	localIndex uint32
 	peer       *peer
 	sent       time.Time
-	mac1       [mac1Len]byte // of the initiation: a cookie reply's additional data
+	to         netip.AddrPort // where the initiation went
+	mac1       [mac1Len]byte  // of the initiation: a cookie reply's additional data
 }
 
 func (b *Bind) noiseConfig(initiator bool, peerStatic []byte) noise.Config {

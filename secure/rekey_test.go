@@ -1,6 +1,7 @@
 package secure
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -83,6 +84,12 @@ func TestHandshakeGivesUp(t *testing.T) {
 func TestRekeyLosesNothing(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1e9, 0))
 	host, router, _ := pair(t, clk, func(c *Config) { c.RekeyAfterMessages = 50 })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mn1: %v", host.m.Snapshot())
+			t.Logf("ar1: %v", router.m.Snapshot())
+		}
+	})
 	testenv.WaitFor(t, 5*time.Second, "a session", func() bool { return router.count("secure.keepalives") >= 1 })
 	const rounds = 400
 	for i := 0; i < rounds; i++ {
@@ -167,5 +174,49 @@ func TestCookieUnderFlood(t *testing.T) {
 	}
 	if router.count("secure.cookie.sent") < 3 {
 		t.Errorf("cookie replies sent %d, want one to each initiation past the budget", router.count("secure.cookie.sent"))
+	}
+}
+
+// Two initiations that cross on the wire (both ends rekey at once) end in
+// one session that both ends send under: the lower key's initiation is
+// answered, the other is dropped, and the higher key's end abandons its
+// own. Answered both, each end would hold as current the session the
+// other initiated, and retire at the next rekey the one the other still
+// sent under (frames lost; seen in TestRekeyLosesNothing).
+func TestCrossedInitiationsSettleOnOne(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	host, router, net := pair(t, clk, nil)
+	waitSession(t, host, router)
+	hp, rp := host.bind.peers[router.key.Public()], router.bind.peers[host.key.Public()]
+	hostKeepalives, routerKeepalives := host.count("secure.keepalives"), router.count("secure.keepalives")
+	host.tap.lose(1)
+	router.tap.lose(1)
+	host.bind.sendInitiation(hp, router.ep)
+	router.bind.sendInitiation(rp, host.ep)
+	hostInit, routerInit := host.tap.last(typeInitiation), router.tap.last(typeInitiation)
+	net.Deliver(host.ep, router.ep, hostInit)
+	net.Deliver(router.ep, host.ep, routerInit)
+	lower, higher, higherKeepalives := host, router, routerKeepalives
+	hk, rk := host.key.Public(), router.key.Public()
+	if bytes.Compare(rk[:], hk[:]) < 0 {
+		lower, higher, higherKeepalives = router, host, hostKeepalives
+	}
+	testenv.WaitFor(t, 5*time.Second, "the crossing settled", func() bool {
+		return lower.count("secure.handshake.crossed") == 1 && higher.count("secure.keepalives") > higherKeepalives
+	})
+	if got := lower.count("secure.handshake.responses") + higher.count("secure.handshake.responses") - 1; got != 1 {
+		t.Errorf("%d responses to the two crossed initiations, want 1", got) // 1: the warm handshake's
+	}
+	if hc, rc := hp.current.Load(), rp.current.Load(); hc.localIndex != rc.remoteIndex || hc.remoteIndex != rc.localIndex {
+		t.Errorf("the ends hold different sessions: host %d->%d, router %d->%d", hc.localIndex, hc.remoteIndex, rc.localIndex, rc.remoteIndex)
+	}
+	f, g := frame("mn1", "up"), frame("ar1", "down")
+	host.bind.Send([][]byte{f}, router.ep)
+	router.expect(t, f)
+	router.bind.Send([][]byte{g}, host.ep)
+	host.expect(t, g)
+	if higher.count("secure.handshake.crossed") != 0 || lower.count("secure.drop.stale_response")+higher.count("secure.drop.stale_response") != 0 {
+		t.Errorf("crossed at the higher key's end %d, stale responses %d %d; want 0", higher.count("secure.handshake.crossed"),
+			lower.count("secure.drop.stale_response"), higher.count("secure.drop.stale_response"))
 	}
 }
