@@ -61,3 +61,29 @@ func TestRenderings(t *testing.T) {
 		t.Error("the never-accepted message is not drawn dashed")
 	}
 }
+
+// The handover comparison has a column per scheme and way of moving, in
+// that order, with each run's own figures.
+func TestCompareHandovers(t *testing.T) {
+	bbm := New(demo.Defaults(), []*demo.Result{fakeResult("standard"), fakeResult("ha2r")})
+	o := demo.Defaults()
+	o.MakeBeforeBreak = true
+	m := []*demo.Result{fakeResult("standard"), fakeResult("ha2r")}
+	m[1].Caller.PacketsLost = 7
+	m[1].Handovers = append(m[1].Handovers, demo.Handover{Link: "ar1", GapToMN1: 30, AttachMs: 35}, demo.Handover{Link: "ar1p", GapToMN1: 21, AttachMs: 33})
+	cmp := CompareHandovers(bbm, New(o, m))
+	if got, want := strings.Join(cmp.Table.Columns, ","), "standard bbm,standard mbb,ha2r bbm,ha2r mbb"; got != want {
+		t.Fatalf("columns %s, want %s", got, want)
+	}
+	var text bytes.Buffer
+	if err := cmp.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	lost := cmp.Table.Rows[0]
+	if lost.Cells[3] != "7" || lost.Cells[2] != "0" {
+		t.Errorf("lost row %v: want ha2r mbb 7, ha2r bbm 0", lost.Cells)
+	}
+	if !strings.Contains(text.String(), "21.0-30.0 ms") {
+		t.Errorf("the ha2r mbb gaps over three moves are not shown as a range:\n%s", text.String())
+	}
+}

@@ -365,34 +365,39 @@ func (rep *Report) WriteText(w io.Writer) error {
 			p.Runs, p.Seed, p.Seed+uint64(p.Runs)-1)
 	}
 	for _, t := range rep.Tables() {
-		width := []int{0}
-		for _, c := range t.Columns {
-			width = append(width, len(c))
-		}
-		for _, r := range t.Rows {
-			width[0] = max(width[0], len(r.Label)+2)
-			for i, c := range r.Cells {
-				width[i+1] = max(width[i+1], len(c))
-			}
-		}
-		fmt.Fprintf(w, "\n%s\n", t.Title)
-		line := func(label string, cells []string) {
-			var b strings.Builder
-			fmt.Fprintf(&b, "  %-*s", width[0], label)
-			for i, c := range cells {
-				fmt.Fprintf(&b, "  %-*s", width[i+1], c)
-			}
-			fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-		}
-		line("", t.Columns)
-		for _, r := range t.Rows {
-			label := r.Label
-			if r.Sub {
-				label = "  " + label
-			}
-			line(label, r.Cells)
-		}
+		t.writeText(w)
 	}
 	_, err := fmt.Fprintln(w)
 	return err
+}
+
+// writeText prints t as aligned columns under its title.
+func (t Table) writeText(w io.Writer) {
+	width := []int{0}
+	for _, c := range t.Columns {
+		width = append(width, len(c))
+	}
+	for _, r := range t.Rows {
+		width[0] = max(width[0], len(r.Label)+2)
+		for i, c := range r.Cells {
+			width[i+1] = max(width[i+1], len(c))
+		}
+	}
+	fmt.Fprintf(w, "\n%s\n", t.Title)
+	line := func(label string, cells []string) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  %-*s", width[0], label)
+		for i, c := range cells {
+			fmt.Fprintf(&b, "  %-*s", width[i+1], c)
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	line("", t.Columns)
+	for _, r := range t.Rows {
+		label := r.Label
+		if r.Sub {
+			label = "  " + label
+		}
+		line(label, r.Cells)
+	}
 }

@@ -21,7 +21,7 @@ import (
 // prints the comparison (the README's main job).
 func cmdDemo(args []string) error {
 	o := demo.Defaults()
-	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--handover bbm|mbb] [--seed N] [--runs N] [--config FILE] [--out DIR] [--json]\n\n"+
+	fs := newFlags("demo", "node demo [--scheme standard|ha2r|both] [--moves N] [--talk D] [--access-delay D] [--backbone-delay D] [--loss PCT] [--handover bbm|mbb|both] [--seed N] [--runs N] [--config FILE] [--out DIR] [--json]\n\n"+
 		"Exit status: 0 when every claim of the paper checked holds, 3 when one does not (or cannot be told),\n1 when the run itself failed, 2 for bad usage or a bad topology file.")
 	cfgPath := fs.String("config", "", "topology file (default: the built-in examples/fig4.yaml); it needs mobile nodes mn1 and mn2 with sip_uri")
 	scheme := fs.String("scheme", "both", "which scheme to run: standard (RFC 6275 with Return Routability), ha2r (the paper's), or both")
@@ -30,7 +30,7 @@ func cmdDemo(args []string) error {
 	fs.Func("access-delay", "one-way delay of every access link (default: the file's)", durationFlag(&o.AccessDelay))
 	fs.Func("backbone-delay", "one-way delay between every pair of routers (default: the file's)", durationFlag(&o.BackboneDelay))
 	loss := fs.Float64("loss", 0, "packet loss, in percent, added on every access link")
-	handover := fs.String("handover", "bbm", "how MN1 moves: bbm (break-before-make: leave, then attach and register) or mbb (make-before-break: attach and register on the next link while the old one carries the call)")
+	handover := fs.String("handover", "bbm", "how MN1 moves: bbm (break-before-make: leave, then attach and register), mbb (make-before-break: attach and register on the next link while the old one carries the call), or both (the experiment each way, and a table that compares them; reports in --out/bbm and --out/mbb)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the emulated losses and delays (same seed, same message counts)")
 	out := fs.String("out", "demo-report", "directory to write the report to (index.html, report.json, report.txt)")
 	asJSON := fs.Bool("json", false, "print the comparison as JSON instead of text")
@@ -51,13 +51,16 @@ func cmdDemo(args []string) error {
 	}
 	switch *handover {
 	case "bbm":
-	case "mbb":
+	case "mbb", "both":
 		if *testbed != "" {
-			return usageErr("demo: --handover mbb runs in the lab only (the testbed's --switch takes the old network down first)")
+			return usageErr("demo: --handover %s runs in the lab only (the testbed's --switch takes the old network down first)", *handover)
 		}
-		o.MakeBeforeBreak = true
+		if *handover == "both" && *runs != 1 {
+			return usageErr("demo: --handover both runs the experiment once each way: leave out --runs")
+		}
+		o.MakeBeforeBreak = *handover == "mbb"
 	default:
-		return usageErr("demo: --handover %q: use bbm or mbb", *handover)
+		return usageErr("demo: --handover %q: use bbm, mbb or both", *handover)
 	}
 	var err error
 	if o.Schemes, err = parseSchemes("demo", *scheme); err != nil {
@@ -85,6 +88,9 @@ func cmdDemo(args []string) error {
 	o.Progress = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *handover == "both" {
+		return demoBothWays(ctx, o, *out, *asJSON)
+	}
 	var rs []*demo.Result
 	if *testbed != "" {
 		if o.Topology == nil {
@@ -131,6 +137,53 @@ func cmdDemo(args []string) error {
 		}
 	}
 	return emit(rep, *out, *asJSON)
+}
+
+// demoBothWays runs the experiment break-before-make and then
+// make-before-break, writes each one's report (out/bbm, out/mbb) and prints
+// the table that compares them.
+func demoBothWays(ctx context.Context, o demo.Options, out string, asJSON bool) error {
+	var reps [2]*report.Report
+	for i, mbb := range []bool{false, true} {
+		oi := o
+		oi.MakeBeforeBreak = mbb
+		rs, err := demo.Run(ctx, oi)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("demo: interrupted")
+		}
+		reps[i] = report.New(oi, rs)
+		dir := filepath.Join(out, map[bool]string{false: "bbm", true: "mbb"}[mbb])
+		if err := reps[i].WriteDir(dir); err != nil {
+			return err
+		}
+		abs, _ := filepath.Abs(filepath.Join(dir, "index.html"))
+		fmt.Fprintf(os.Stderr, "report written to %s\n", abs)
+	}
+	cmp := report.CompareHandovers(reps[0], reps[1])
+	if err := writeFile(filepath.Join(out, "handovers.txt"), cmp.WriteText); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(out, "handovers.json"), cmp.WriteJSON); err != nil {
+		return err
+	}
+	var err error
+	if asJSON {
+		err = cmp.WriteJSON(os.Stdout)
+	} else {
+		err = cmp.WriteText(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	for _, rep := range reps {
+		if !rep.AllHold() {
+			return errClaimFails(rep)
+		}
+	}
+	return nil
 }
 
 // errClaimFails is the exit status 3: the run worked, and one of the

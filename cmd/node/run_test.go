@@ -170,7 +170,7 @@ func TestDemoExitStatusFollowsVerdicts(t *testing.T) {
 	if got := run([]string{"demo", "--from", good, "--out", filepath.Join(dir, "g"), "--json"}); got != 0 {
 		t.Errorf("every claim holds: exit %d, want 0", got)
 	}
-	for _, bad := range [][]string{{"demo", "--handover", "sideways"}, {"demo", "--handover", "mbb", "--testbed", dir}} {
+	for _, bad := range [][]string{{"demo", "--handover", "sideways"}, {"demo", "--handover", "mbb", "--testbed", dir}, {"demo", "--handover", "both", "--runs", "2"}} {
 		if got := run(bad); got != 2 {
 			t.Errorf("%v exited %d, want 2 (usage)", bad, got)
 		}
