@@ -20,7 +20,8 @@
 #   scripts/testbed.sh switch HOST LINK       move HOST's underlay to LINK's network
 #   scripts/testbed.sh add HOST LINK          bring LINK's network up beside HOST's current one
 #                                             (then: node handover --make-before-break)
-#   scripts/testbed.sh drop HOST LINK         take HOST's LINK network down
+#   scripts/testbed.sh drop HOST LINK         take HOST's LINK network down (also: down HOST LINK)
+#   scripts/testbed.sh blackhole HOST LINK    HOST's path to LINK's router dies silently (no link event)
 #   scripts/testbed.sh status NODE [--json]   ask a node for its status
 #   scripts/testbed.sh addr HOST              print the address HOST has on its current link
 #   scripts/testbed.sh demo [TOPOLOGY] [-- DEMO-FLAGS]
@@ -168,7 +169,7 @@ cmd_start() {
 	# (host, network), down until the host uses that network.
 	local host link net j=0
 	declare -A bridge=() nexthost=()
-	while read -r kind host link net d loss; do
+	while read -r kind host link net d loss router; do
 		[ "$kind" = access ] || continue
 		j=$((j+1))
 		local n; n=$(ns "$host")
@@ -188,7 +189,7 @@ cmd_start() {
 			inns "$n" tc qdisc add dev "wl$j" root netem delay "${d}ms" loss "${loss}%" limit 100000
 			inns "$CORE" tc qdisc add dev "h$j" root netem delay "${d}ms" loss "${loss}%" limit 100000
 		fi
-		echo "$host $link wl$j $(addr_in "$net" "$k")/$(plen "$net") $(addr_in "$net" 1)" >>"$DIR/access"
+		echo "$host $link wl$j $(addr_in "$net" "$k")/$(plen "$net") $(addr_in "$net" 1) $router" >>"$DIR/access"
 	done <"$DIR/plan"
 
 	while read -r kind host link; do
@@ -244,7 +245,7 @@ wait_socket() {
 net_up() { # HOST LINK: give HOST its address on LINK's network and route through it
 	local host=$1 link=$2 n; n=$(ns "$host")
 	local line; line=$(grep "^$host $link " "$DIR/access") || die "$host has no underlay network for link $link"
-	read -r _ _ ifc addr gw <<<"$line"
+	read -r _ _ ifc addr gw _ <<<"$line"
 	inns "$n" ip link set "$ifc" up
 	inns "$n" ip addr add "$addr" dev "$ifc"
 	inns "$n" ip route replace default via "$gw" dev "$ifc"
@@ -287,6 +288,22 @@ cmd_add() {
 cmd_drop() {
 	need_network drop "$1" "$2"
 	net_down "$1" "$2"
+}
+
+# cmd_blackhole makes the path between HOST and LINK's router die without
+# a link event (Wi-Fi out of range, a NAT that forgot the mapping):
+# blackhole routes in both namespaces, so the interface stays up and
+# addressed and only the traffic vanishes (this kernel may lack tc netem).
+cmd_blackhole() {
+	local host=$1 link=$2 router rip a
+	need_network blackhole "$host" "$link"
+	router=$(awk -v h="$host" -v l="$link" '$1==h && $2==l {print $6}' "$DIR/access")
+	rip=$(awk -v r="$router" '$1=="router" && $2==r {print $3}' "$DIR/plan.copy")
+	[ -n "$rip" ] || die "no router $router for link $link in the plan"
+	inns "$(ns "$host")" ip route add blackhole "$rip/32"
+	for a in $(awk -v h="$host" '$1==h {split($4, p, "/"); print p[1]}' "$DIR/access"); do
+		inns "$(ns "$router")" ip route add blackhole "$a/32"
+	done
 }
 
 cmd_down() {
@@ -383,7 +400,9 @@ case "$cmd" in
 		cmd_start "$topo"
 		TESTBED_ID=$ID TESTBED_DIR=$DIR "$@"
 		;;
-	down) need_root down; cmd_down ;;
+	down)
+		if [ $# -eq 2 ]; then cmd_drop "$1" "$2"; else need_root down; cmd_down; fi
+		;;
 	exec)
 		[ $# -ge 1 ] || die "usage: $0 exec NODE -- CMD..."
 		n=$(ns "$1"); shift; [ "${1:-}" = -- ] && shift
@@ -392,6 +411,7 @@ case "$cmd" in
 	switch) [ $# -eq 2 ] || die "usage: $0 switch HOST LINK"; cmd_switch "$1" "$2" ;;
 	add) [ $# -eq 2 ] || die "usage: $0 add HOST LINK"; cmd_add "$1" "$2" ;;
 	drop) [ $# -eq 2 ] || die "usage: $0 drop HOST LINK"; cmd_drop "$1" "$2" ;;
+	blackhole) [ $# -eq 2 ] || die "usage: $0 blackhole HOST LINK"; cmd_blackhole "$1" "$2" ;;
 	status) [ $# -ge 1 ] || die "usage: $0 status NODE"; n=$1; shift; exec "$(cat "$DIR/bin")" status --control "$DIR/$n.sock" "$@" ;;
 	addr) [ $# -eq 1 ] || die "usage: $0 addr HOST"; cmd_addr "$1" ;;
 	demo)
@@ -400,5 +420,5 @@ case "$cmd" in
 		[ "${1:-}" = -- ] && shift
 		cmd_demo "$topo" "$@"
 		;;
-	*) die "unknown command $cmd (start, up, run, down, exec, switch, add, drop, status, addr, demo)" ;;
+	*) die "unknown command $cmd (start, up, run, down, exec, switch, add, drop, blackhole, status, addr, demo)" ;;
 esac

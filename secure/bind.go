@@ -594,7 +594,7 @@ func (b *Bind) open(msg []byte, from netip.AddrPort, sc *scratch) ([]byte, bool)
 		return nil, false
 	}
 	kp.mu.Lock()
-	fresh := kp.window.accept(ctr)
+	fresh := kp.window.Accept(ctr)
 	kp.mu.Unlock()
 	if !fresh {
 		b.c.replayed.Add(1)

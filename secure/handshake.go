@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+
+	"github.com/ha2r/mip6testbed/internal/seqwindow"
 )
 
 // The handshake is Noise IK (Noise_IK_25519_AESGCM_SHA256), as WireGuard
@@ -114,7 +116,7 @@ type keypair struct {
 	sent        atomic.Uint64 // the next counter to send
 
 	mu     sync.Mutex
-	window replayWindow
+	window seqwindow.Window
 }
 
 func newAEAD(cs *noise.CipherState) (cipher.AEAD, error) {

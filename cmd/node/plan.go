@@ -14,7 +14,7 @@ import (
 // builds network namespaces from them (parsing YAML in shell is not wise):
 //
 //	router NAME UNDERLAY-IP PORT
-//	access HOST LINK NETWORK LINK-DELAY-MS LINK-LOSS-PERCENT
+//	access HOST LINK NETWORK LINK-DELAY-MS LINK-LOSS-PERCENT ROUTER
 //	start HOST LINK
 //	pair ROUTER-A ROUTER-B DELAY-MS LOSS-PERCENT
 func cmdPlan(args []string) error {
@@ -58,7 +58,7 @@ func writePlan(w io.Writer, topo *config.Topology) error {
 				return fmt.Errorf("the namespace testbed needs IPv4 underlay networks of /29 or wider; %s's network for %s is %s", n.Name, a.Link, a.Network)
 			}
 			l := topo.LinkByName(a.Link)
-			fmt.Fprintf(w, "access %s %s %s %s %s\n", n.Name, a.Link, a.Network, ms(l.Delay), pct(l.Loss))
+			fmt.Fprintf(w, "access %s %s %s %s %s %s\n", n.Name, a.Link, a.Network, ms(l.Delay), pct(l.Loss), l.Router)
 		}
 		fmt.Fprintf(w, "start %s %s\n", n.Name, n.Start)
 	}
