@@ -90,7 +90,7 @@ func TestTopologyDoc(t *testing.T) {
 		"mtu": topo.MTU, "scheme": topo.Scheme,
 		"timers.keepalive": topo.Timers.Keepalive, "timers.ra_interval": topo.Timers.RAInterval, "timers.rs_interval": topo.Timers.RSInterval, "timers.sip_t2": topo.Timers.SIPT2,
 		"mobility.rr_trigger": topo.Mobility.RRTrigger, "mobility.anchor_idle": topo.Mobility.AnchorIdle,
-		"mobility.mn_auth": topo.Mobility.MNAuth, "mobility.standby": topo.Mobility.Standby, "mobility.home_lifetime": topo.Mobility.HomeLifetime,
+		"mobility.mn_auth": topo.Mobility.MNAuth, "mobility.standby": topo.Mobility.Standby, "mobility.bicast": topo.Mobility.Bicast, "mobility.handover": topo.Mobility.Handover, "mobility.home_lifetime": topo.Mobility.HomeLifetime,
 		"links[].delay": topo.Links[1].Delay, "links[].loss": topo.Links[1].Loss,
 		"nodes[].ha2r": topo.NodeByName("r1").HA2R, "nodes[].auto_answer": mn.AutoAnswer, "nodes[].auto_attach": mn.AutoAttach,
 		"nodes[].watch_underlay": mn.WatchUnderlay, "nodes[].accept_direct": mn.AcceptDirect, "nodes[].access[].default": mn.Access[0].Default,

@@ -106,6 +106,11 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 		MNAuth:       d.choice(mm, "mn_auth", "attach", "attach", "first_session"),
 		HomeLifetime: d.duration(mm, "home_lifetime", 420*time.Second),
 		Standby:      d.boolean(mm, "standby", false),
+		Bicast:       d.duration(mm, "bicast", 0),
+		Handover:     d.choice(mm, "handover", "break_before_make", "break_before_make", "make_before_break"),
+	}
+	if t.Mobility.Bicast > mobility.MaxBicast {
+		d.errorf(d.lineOf("mobility.bicast"), "mobility.bicast", "%v is longer than a replaced care-of address is accepted; use 0 (off) to %v", t.Mobility.Bicast, mobility.MaxBicast)
 	}
 	d.require(m, root, "", "links", "nodes")
 	for _, f := range d.list(m, "links") {

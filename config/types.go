@@ -83,6 +83,16 @@ type MobilityOptions struct {
 	// a second network in reserve and moves there when its path goes
 	// silent or its network goes.
 	Standby bool
+	// Bicast: for how long after a make-before-break move a mobile node's
+	// tunnelled packets, and its home agent's and HA2Rs' packets towards
+	// it, go on both paths, the receiver dropping the second copy (0: off;
+	// at most 2 s).
+	Bicast time.Duration
+	// Handover is how a commanded move (node handover --to LINK) goes when
+	// its command does not say: "break_before_make" (leave, then attach)
+	// or "make_before_break" (attach and register on LINK first; the
+	// node needs LINK's underlay up beside the current one).
+	Handover string
 }
 
 // Link is an access link: a virtual link served by one router.

@@ -2,13 +2,16 @@ package lab
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/ha2r/mip6testbed/config"
+	"github.com/ha2r/mip6testbed/control"
 	"github.com/ha2r/mip6testbed/internal/testenv"
+	"github.com/ha2r/mip6testbed/mobility"
 	"github.com/ha2r/mip6testbed/softphone"
 )
 
@@ -31,7 +34,12 @@ func callMN2(ctx context.Context, t *testing.T, l *Lab, n uint64) *softphone.Cal
 // ends' reports.
 func movesDuringCall(t *testing.T, scheme config.Scheme, beforeBreak bool) (mn1, mn2 softphone.Report) {
 	t.Helper()
-	l := startFig4Scheme(t, scheme, Options{})
+	return movesDuringCallOn(t, startFig4Scheme(t, scheme, Options{}), scheme, beforeBreak, 20)
+}
+
+// movesDuringCallOn is movesDuringCall on a lab already started.
+func movesDuringCallOn(t *testing.T, l *Lab, scheme config.Scheme, beforeBreak bool, moves int) (mn1, mn2 softphone.Report) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := callMN2(ctx, t, l, 10)
@@ -41,7 +49,7 @@ func movesDuringCall(t *testing.T, scheme config.Scheme, beforeBreak bool) (mn1,
 	}
 	links := []string{"ar1p", "ar1"}
 	var took []time.Duration
-	for i := range 20 {
+	for i := range moves {
 		start := time.Now()
 		if _, err := move(ctx, "mn1", links[i%2]); err != nil {
 			t.Fatalf("move %d to %s: %v", i+1, links[i%2], err)
@@ -64,8 +72,8 @@ func movesDuringCall(t *testing.T, scheme config.Scheme, beforeBreak bool) (mn1,
 	t.Logf("mn1: sent %d, received %d, lost %d, largest gap %.0f ms; mn2: sent %d, received %d, lost %d, largest gap %.0f ms",
 		r.PacketsSent, r.PacketsReceived, r.PacketsLost, r.MaxGapMs, fr.PacketsSent, fr.PacketsReceived, fr.PacketsLost, fr.MaxGapMs)
 	if beforeBreak {
-		if got := l.Node("mn1").Metrics.Get("attach.committed"); got != 20 {
-			t.Errorf("attach.committed %d, want 20", got)
+		if got := l.Node("mn1").Metrics.Get("attach.committed"); got != uint64(moves) {
+			t.Errorf("attach.committed %d, want %d", got, moves)
 		}
 	}
 	return r, fr
@@ -141,5 +149,93 @@ func TestStandbyTakesOverFromADeadPath(t *testing.T) {
 	}
 	if detected > time.Second {
 		t.Errorf("the move to the standby link took %v after the path died, want within about 300 ms", detected)
+	}
+}
+
+// Bicasting covers the switch with the old path: here ar1p's access link
+// loses 10 % of frames each way and ar1's none, and MN1 moves make-before-
+// break between them 10 times, 300 ms of talk apart, in the paper's
+// scheme. With a bicast window longer than a stay on ar1p, ar1 sends what
+// it tunnels to MN1 also to MN1's address on its own link (still heard),
+// and MN1 sends what it tunnels to ar1 also by that link: not one RTP
+// packet is lost, where without bicasting the lossy link costs packets.
+// The second copies are dropped by the tunnels' exits, and none reaches
+// a phone (received never exceeds what the other end sent).
+func TestBicastCoversALossyNewPath(t *testing.T) {
+	run := func(bicast time.Duration) (softphone.Report, softphone.Report, *Lab) {
+		topo, err := config.Load("../examples/fig4.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		UseScheme(topo, config.SchemeHA2R)
+		topo.LinkByName("ar1p").Loss = 0.1
+		topo.Mobility.Bicast = bicast
+		l := startTopo(t, topo, Options{})
+		r, fr := movesDuringCallOn(t, l, config.SchemeHA2R, true, 10)
+		return r, fr, l
+	}
+	r, fr, l := run(0)
+	t.Logf("without bicasting: mn1 lost %d, mn2 lost %d", r.PacketsLost, fr.PacketsLost)
+	if r.PacketsLost+fr.PacketsLost == 0 {
+		t.Error("the lossy link cost nothing without bicasting: this test shows nothing")
+	}
+	l.Close()
+	r, fr, l = run(mobility.MaxBicast)
+	mn1, ar1 := l.Node("mn1").Metrics, l.Node("ar1").Metrics
+	t.Logf("bicasting: mn1 lost %d, mn2 lost %d; copies sent by mn1 %d, by ar1 %d; duplicates dropped at mn1 %d, at ar1 %d",
+		r.PacketsLost, fr.PacketsLost, mn1.Get("tunnel.bicast"), ar1.Get("tunnel.bicast"),
+		mn1.Get("mobility.drop.tunnel.bicast_duplicate"), ar1.Get("mobility.drop.tunnel.bicast_duplicate"))
+	if r.PacketsLost != 0 || fr.PacketsLost != 0 {
+		t.Errorf("with bicasting: mn1 lost %d, mn2 lost %d; want 0", r.PacketsLost, fr.PacketsLost)
+	}
+	if r.PacketsReceived > fr.PacketsSent || fr.PacketsReceived > r.PacketsSent {
+		t.Errorf("a phone got duplicates: mn1 received %d of %d sent, mn2 %d of %d", r.PacketsReceived, fr.PacketsSent, fr.PacketsReceived, r.PacketsSent)
+	}
+	for _, c := range []struct {
+		name string
+		got  uint64
+	}{{"copies sent by mn1", mn1.Get("tunnel.bicast")}, {"copies sent by ar1", ar1.Get("tunnel.bicast")},
+		{"duplicates dropped at mn1", mn1.Get("mobility.drop.tunnel.bicast_duplicate")},
+		{"duplicates dropped at ar1", ar1.Get("mobility.drop.tunnel.bicast_duplicate")}} {
+		if c.got == 0 {
+			t.Errorf("%s: 0", c.name)
+		}
+	}
+}
+
+// A commanded move that does not say how goes as the topology's
+// mobility.handover says; one that says goes as it says.
+func TestHandoverModeFromTopology(t *testing.T) {
+	topo, err := config.Load("../examples/fig4.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.Mobility.Handover = "make_before_break"
+	l := startTopo(t, topo, Options{})
+	mn1 := l.Node("mn1")
+	srv, err := control.Listen(filepath.Join(t.TempDir(), "mn1.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	mn1.RegisterControl(srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go srv.Serve(ctx)
+	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
+	move := func(to, mbb string) {
+		t.Helper()
+		if _, err := control.Call(ctx, srv.Path(), control.Request{Cmd: "handover", Args: map[string]string{"to": to, "make_before_break": mbb}}); err != nil {
+			t.Fatalf("handover to %s: %v", to, err)
+		}
+	}
+	move("ar1p", "")
+	if got := mn1.Metrics.Get("attach.committed"); got != 1 {
+		t.Fatalf("a move that did not say how: attach.committed %d, want 1 (make-before-break, as the topology says)", got)
+	}
+	move("ar1", "false")
+	move("ar1p", "true")
+	if got := mn1.Metrics.Get("attach.committed"); got != 2 {
+		t.Errorf("after a break-before-make and a make-before-break move: attach.committed %d, want 2", got)
 	}
 }

@@ -55,6 +55,15 @@ type BindingCache struct {
 	// OnExpire, if set, is called (without the lock) for each binding the
 	// sweep removes.
 	OnExpire func(Binding)
+	// Bicast is how long after a binding's care-of address changes the
+	// replaced one still gets a copy of each packet (LookupBicast; 0: never,
+	// at most MaxBicast). Set before the cache is used.
+	Bicast time.Duration
+	// OnLinkBefore says a home address was on the owner's own link before
+	// its first binding (an HA2R's anchors): that first binding replaces
+	// the address itself, which is then bicast to and accepted as a
+	// reverse tunnel's sender as a replaced care-of address would be.
+	OnLinkBefore bool
 }
 
 // NewBindingCache returns an empty cache holding at most max entries (0: no
@@ -78,6 +87,25 @@ func (c *BindingCache) Lookup(home netip.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return e.b.CareOf, true
+}
+
+// LookupBicast is Lookup, with also the care-of address the binding
+// replaced while the bicast window after the change is open (else also
+// is not valid).
+func (c *BindingCache) LookupBicast(home netip.Addr) (coa, also netip.Addr, ok bool) {
+	e := c.get(home)
+	if e == nil {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	now := c.clk.Now()
+	if !now.Before(e.b.Expires) {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	// PrevUntil is the change plus PrevCareOfGrace.
+	if c.Bicast > 0 && e.b.PrevCareOf.IsValid() && e.b.PrevCareOf != e.b.CareOf && now.Before(e.b.PrevUntil.Add(c.Bicast-PrevCareOfGrace)) {
+		also = e.b.PrevCareOf
+	}
+	return e.b.CareOf, also, true
 }
 
 // Touch records that a packet was just sent through the binding for home
@@ -116,11 +144,17 @@ func (c *BindingCache) Put(b Binding, lifetime time.Duration) bool {
 	if !ok && c.max > 0 && len(c.m) >= c.max {
 		return false
 	}
-	if ok {
+	switch {
+	case ok:
 		n.lastUsed.Store(old.lastUsed.Load())
 		if old.b.CareOf != b.CareOf {
 			n.b.PrevCareOf, n.b.PrevUntil = old.b.CareOf, c.clk.Now().Add(PrevCareOfGrace)
+		} else {
+			// A refresh (or a retransmitted BU) keeps the move's grace.
+			n.b.PrevCareOf, n.b.PrevUntil = old.b.PrevCareOf, old.b.PrevUntil
 		}
+	case c.OnLinkBefore && b.CareOf != b.Home:
+		n.b.PrevCareOf, n.b.PrevUntil = b.Home, c.clk.Now().Add(PrevCareOfGrace)
 	}
 	c.m[b.Home] = n
 	return true

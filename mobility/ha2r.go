@@ -35,6 +35,10 @@ type HA2RConfig struct {
 	// across restarts (nil: nothing is kept).
 	State state.Store
 	Log   *slog.Logger
+	// Bicast is how long after an anchored address's node moves the
+	// address's previous place (its own link, at first) gets a copy of
+	// each packet (bicast.go; 0: off).
+	Bicast time.Duration
 }
 
 // ha2rState is what an HA2R saves.
@@ -107,6 +111,7 @@ func NewHA2R(r RouterPort, sig *Signals, cfg HA2RConfig) (*HA2R, error) {
 		pending: map[netip.Addr]pendingAuth{}, released: map[netip.Addr]releasedAnchor{}, stop: make(chan struct{})}
 	x.errs = newErrorReplies(r.Address, r.Send, x.clk, sig)
 	x.tunnel = newTunnelEntry(r, sig)
+	x.anchors.Bicast, x.anchors.OnLinkBefore = min(cfg.Bicast, MaxBicast), true
 	for _, p := range cfg.HomeAgents {
 		x.ah.add(&ahPeer{addr: p.Address, in: p.In, out: p.Out})
 		x.seal[p.Address] = p.SealSecret
@@ -157,9 +162,12 @@ func (x *HA2R) Anchors() *BindingCache { return x.anchors }
 // moved to the node's current care-of address.
 func (x *HA2R) Forward(p *overlay.Packet) overlay.Verdict {
 	dst := p.Header().Dst()
-	now, ok := x.anchors.Lookup(dst)
-	if !ok || now == dst {
+	now, also, ok := x.anchors.LookupBicast(dst)
+	if !ok || now == dst || x.tunnel.ownTunnelled(p) {
 		return overlay.Continue
+	}
+	if also.IsValid() {
+		return x.tunnel.forwardBicast(p, now, also)
 	}
 	return x.tunnel.forward(p, now)
 }
@@ -175,7 +183,7 @@ func (x *HA2R) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Verdict 
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
-		return untunnel(p, x.sig, x.anchors, nil)
+		return x.tunnel.untunnel(p, x.anchors, nil)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok {
 			x.fromHomeAgent(p.Data())

@@ -59,6 +59,9 @@ type HomeAgentConfig struct {
 	// restart loses every binding until its mobile node refreshes it).
 	State state.Store
 	Log   *slog.Logger
+	// Bicast is how long after a binding moves to a new care-of address
+	// the replaced one gets a copy of each packet (bicast.go; 0: off).
+	Bicast time.Duration
 }
 
 // haState is what a home agent saves.
@@ -137,6 +140,7 @@ func NewHomeAgent(r RouterPort, sig *Signals, cfg HomeAgentConfig) (*HomeAgent, 
 	}
 	ha.errs = newErrorReplies(r.Address, r.Send, ha.clk, sig)
 	ha.tunnel = newTunnelEntry(r, sig)
+	ha.cache.Bicast = min(cfg.Bicast, MaxBicast)
 	for _, l := range r.Links() {
 		ha.home = append(ha.home, l.Prefix)
 	}
@@ -234,9 +238,12 @@ func (ha *HomeAgent) isHome(a netip.Addr) bool {
 // to the care-of address (RFC 6275 10.4.2), as proxy neighbour discovery
 // would on a real home link.
 func (ha *HomeAgent) Forward(p *overlay.Packet) overlay.Verdict {
-	coa, ok := ha.cache.Lookup(p.Header().Dst())
-	if !ok {
+	coa, also, ok := ha.cache.LookupBicast(p.Header().Dst())
+	if !ok || ha.tunnel.ownTunnelled(p) {
 		return overlay.Continue
+	}
+	if also.IsValid() {
+		return ha.tunnel.forwardBicast(p, coa, also)
 	}
 	return ha.tunnel.forward(p, coa)
 }
@@ -253,7 +260,7 @@ func (ha *HomeAgent) Local(p *overlay.Packet, in *overlay.LinkConfig) overlay.Ve
 	}
 	switch c.Upper {
 	case ip6.ProtoIPv6:
-		return untunnel(p, ha.sig, ha.cache, ha.bindingLost)
+		return ha.tunnel.untunnel(p, ha.cache, ha.bindingLost)
 	case ip6.ProtoMH:
 		if _, ok := c.Find(ip6.ProtoAH); ok && ha.mnauth != nil {
 			ha.mnauth.handleRelayed(p.Data())

@@ -51,6 +51,10 @@ type MobileNodeConfig struct {
 	// attach to the first new session from the care-of address.
 	MNAuthOnFirstSession bool
 	Log                  *slog.Logger
+	// Bicast is how long after a make-before-break move what the node
+	// reverse-tunnels also leaves from the address it left, by the link
+	// it left (bicast.go; 0: off).
+	Bicast time.Duration
 }
 
 // MobileNode is the mobile node of RFC 6275 section 11 and, in the ha2r
@@ -84,6 +88,9 @@ type MobileNode struct {
 	// when the host still hears it: route-optimised packets that peers
 	// sent there before they learned the new one are still ours.
 	left atomic.Pointer[leftAddr]
+	// Bicast copies: their sequence numbers, and those seen.
+	bicastSeq atomic.Uint32
+	dups      *duplicates
 
 	cmu       sync.Mutex // the contact address and who wants to hear of it
 	contact   netip.Addr
@@ -124,6 +131,8 @@ func NewMobileNode(h HostPort, sig *Signals, cfg MobileNodeConfig) *MobileNode {
 	mn := &MobileNode{cfg: cfg, host: h, clk: h.Clock(), sig: sig, log: cfg.Log.With("node", h.Name(), "role", "mn")}
 	mn.at.Store(&attachView{})
 	mn.pmtu, mn.frags = newPathMTUs(mn.clk), newFragments(mn.clk, sig)
+	mn.dups = newDuplicates(mn.clk)
+	mn.cfg.Bicast = min(cfg.Bicast, MaxBicast)
 	mn.cn = NewCorrespondent(mn.clk, sig, mn.log, func() netip.Addr { return cfg.Home }, mn.output)
 	mn.home = newHomeRegistration(mn.clk, sig, mn.log, h, &cfg, randomSeq())
 	switch cfg.Scheme {
@@ -175,7 +184,8 @@ func (mn *MobileNode) attached(a overlay.Attachment) {
 	v := &attachView{Attachment: a, attached: a.Address.IsValid(), atHome: mn.cfg.HomePrefix.Contains(a.Address)}
 	old := mn.at.Swap(v)
 	if a.Prepared && old.attached {
-		mn.left.Store(&leftAddr{addr: old.Address, until: mn.clk.Now().Add(LeftAddressGrace)})
+		now := mn.clk.Now()
+		mn.left.Store(&leftAddr{addr: old.Address, until: now.Add(LeftAddressGrace), bicastUntil: now.Add(mn.cfg.Bicast)})
 	}
 	mn.sig.Add("mn.moves", 1)
 	mn.log.Info("attached", "link", a.Link.Name, "care_of", a.Address, "home", v.atHome, "prepared", a.Prepared)
@@ -418,6 +428,9 @@ func (mn *MobileNode) outboundHome(p *overlay.Packet, v *attachView, dst netip.A
 // giving the MTU left inside the tunnel (RFC 2473 7.1).
 func (mn *MobileNode) tunnelOut(p *overlay.Packet, v *attachView, dst netip.Addr, count *atomic.Uint64) overlay.Verdict {
 	mtu := v.linkMTU()
+	if l := mn.left.Load(); l != nil && p.Len+ip6.HeaderLen+bicastHdrLen <= mtu && mn.clk.Now().Before(l.bicastUntil) {
+		return mn.tunnelBicast(p, v.Address, l.addr, dst, mtu, count)
+	}
 	if p.Len+ip6.HeaderLen > mtu && p.Len > ip6.MinMTU {
 		mn.sig.Drop(DropTunnelTooBig)
 		if ip6.MayAnswerWithError(p.Data(), ip6.ICMPPacketTooBig) {
@@ -426,6 +439,25 @@ func (mn *MobileNode) tunnelOut(p *overlay.Packet, v *attachView, dst netip.Addr
 		return overlay.Consumed
 	}
 	if !encapsulate(p, v.Address, dst) {
+		mn.sig.Drop(DropTunnelNoRoom)
+		return overlay.Consumed
+	}
+	count.Add(1)
+	return fitPath(p, mtu, ip6.HeaderLen, ip6.OffNextHeader, mn.frags, mn.sig, mn.send)
+}
+
+// tunnelBicast sends p through the tunnel to dst from the current care-of
+// address and a copy from the one a make-before-break move left (the host
+// sends it by the link it left), both with the same bicast sequence
+// number. p fits the link with the option (tunnelOut checked).
+func (mn *MobileNode) tunnelBicast(p *overlay.Packet, cur, left, dst netip.Addr, mtu int, count *atomic.Uint64) overlay.Verdict {
+	seq := mn.bicastSeq.Add(1)
+	c := overlay.NewPacket(p.Data())
+	if encapsulateSeq(c, left, dst, seq) {
+		mn.sig.bicastCopies.Add(1)
+		mn.send(c.Data())
+	}
+	if !encapsulateSeq(p, cur, dst, seq) {
 		mn.sig.Drop(DropTunnelNoRoom)
 		return overlay.Consumed
 	}
@@ -457,11 +489,9 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 			mn.sig.Drop(DropTunnelUnknownSender)
 			return overlay.Consumed
 		}
-		if err := decapsulate(p); err != nil {
-			mn.sig.Drop(DropTunnelMalformed)
+		if !takeTunnelled(p, mn.dups, false, mn.sig) {
 			return overlay.Consumed
 		}
-		mn.sig.tunnelDecap.Add(1)
 		if !tunnelledBy.IsValid() {
 			tunnelledBy = outer
 		}
@@ -605,8 +635,9 @@ const LeftAddressGrace = 2 * time.Second
 
 // leftAddr is a care-of address left by a make-before-break move.
 type leftAddr struct {
-	addr  netip.Addr
-	until time.Time
+	addr        netip.Addr
+	until       time.Time
+	bicastUntil time.Time // what the node tunnels leaves from it too until then
 }
 
 // arrivedForUs reports whether a route-optimised packet that arrived at

@@ -3,6 +3,7 @@ package mobility
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/ha2r/mip6testbed/ip6"
 	"github.com/ha2r/mip6testbed/mobility/mh"
@@ -23,21 +24,29 @@ func encapsulate(p *overlay.Packet, src, dst netip.Addr) bool {
 	return true
 }
 
-// decapsulate removes the outer header of an IPv6-in-IPv6 packet whose outer
-// header has no extension headers, and checks the inner one (ip6.Decapsulate).
+// decapsulate removes the outer headers of an IPv6-in-IPv6 packet (a bare
+// outer header, or one with the bicast option: tunnelOuter) and checks the
+// inner one.
 func decapsulate(p *overlay.Packet) error {
-	inner, err := ip6.Decapsulate(p.Data())
+	d := p.Data()
+	outer, _, _ := tunnelOuter(d)
+	if outer == 0 {
+		return ip6.ErrNotTunnel
+	}
+	inner, err := ip6.Check(d[outer:])
 	if err != nil {
 		return err
 	}
-	p.Strip(ip6.HeaderLen)
+	p.Strip(outer)
 	p.Trim(len(inner))
 	return nil
 }
 
-// isTunnelled reports whether p is IPv6-in-IPv6 with a bare outer header.
+// isTunnelled reports whether p is IPv6-in-IPv6 as this testbed's tunnels
+// make it (tunnelOuter).
 func isTunnelled(p *overlay.Packet) bool {
-	return p.Len >= 2*ip6.HeaderLen && p.Header().NextHeader() == ip6.ProtoIPv6
+	outer, _, _ := tunnelOuter(p.Data())
+	return outer > 0
 }
 
 // tunnelEntry is a router's end of the tunnels it starts: a home agent's to
@@ -49,10 +58,13 @@ type tunnelEntry struct {
 	sig   *Signals
 	pmtu  *pathMTUs
 	frags *fragments
+	dups  *duplicates   // bicast copies seen, by mobile node
+	seq   atomic.Uint32 // numbers the packets this entry bicasts
 }
 
 func newTunnelEntry(r RouterPort, sig *Signals) *tunnelEntry {
-	return &tunnelEntry{r: r, self: r.Address(), sig: sig, pmtu: newPathMTUs(r.Clock()), frags: newFragments(r.Clock(), sig)}
+	return &tunnelEntry{r: r, self: r.Address(), sig: sig, pmtu: newPathMTUs(r.Clock()), frags: newFragments(r.Clock(), sig),
+		dups: newDuplicates(r.Clock())}
 }
 
 // forward tunnels p to dst. A packet that does not fit the tunnel's path
@@ -72,6 +84,38 @@ func (t *tunnelEntry) forward(p *overlay.Packet, dst netip.Addr) overlay.Verdict
 	}
 	t.sig.tunnelEncap.Add(1)
 	return fitPath(p, mtu, ip6.HeaderLen, ip6.OffNextHeader, t.frags, t.sig, t.r.Send)
+}
+
+// forwardBicast tunnels p to dst and a copy to also, both with the same
+// bicast sequence number (bicast.go). A packet for which the option leaves
+// no room on either path goes to dst alone, as forward sends it.
+func (t *tunnelEntry) forwardBicast(p *overlay.Packet, dst, also netip.Addr) overlay.Verdict {
+	over := p.Len + ip6.HeaderLen + bicastHdrLen
+	mtu, alsoMTU := t.pmtu.get(dst, t.r.BackboneMTU()), t.pmtu.get(also, t.r.BackboneMTU())
+	if (over > mtu || over > alsoMTU) && p.Len > ip6.MinMTU {
+		return t.forward(p, dst)
+	}
+	seq := t.seq.Add(1)
+	c := overlay.NewPacket(p.Data())
+	if encapsulateSeq(c, t.self, also, seq) {
+		t.sig.bicastCopies.Add(1)
+		if fitPath(c, alsoMTU, ip6.HeaderLen, ip6.OffNextHeader, t.frags, t.sig, t.r.Send) == overlay.Continue {
+			t.r.Send(c.Data())
+		}
+	}
+	if !encapsulateSeq(p, t.self, dst, seq) {
+		t.sig.Drop(DropTunnelNoRoom)
+		return overlay.Consumed
+	}
+	t.sig.tunnelEncap.Add(1)
+	return fitPath(p, mtu, ip6.HeaderLen, ip6.OffNextHeader, t.frags, t.sig, t.r.Send)
+}
+
+// ownTunnelled says p is a tunnel packet this entry made, routed again
+// (a bicast copy it sends): the engine's Forward must let it go, not
+// tunnel it a second time.
+func (t *tunnelEntry) ownTunnelled(p *overlay.Packet) bool {
+	return p.Header().Src() == t.self && isTunnelled(p)
 }
 
 // tooBig takes a Packet Too Big (its ICMPv6 message) and reports whether it
@@ -117,28 +161,28 @@ func (t *tunnelEntry) exit(p *overlay.Packet, c *ip6.Chain) (overlay.Verdict, bo
 
 // untunnel decapsulates what a mobile node sent through a reverse tunnel,
 // if bindings maps the inner source to the outer one (the care-of address
-// it registered); anything else is dropped and counted, and told to
-// unknown (if set) with its inner and outer sources.
-func untunnel(p *overlay.Packet, sig *Signals, bindings *BindingCache, unknown func(inner, outer netip.Addr)) overlay.Verdict {
-	if !isTunnelled(p) {
-		sig.Drop(DropTunnelMalformed)
+// it registered, or within its grace the one it replaced); anything else
+// is dropped and counted, and told to unknown (if set) with its inner and
+// outer sources. The second copy of a bicast packet is dropped too.
+func (t *tunnelEntry) untunnel(p *overlay.Packet, bindings *BindingCache, unknown func(inner, outer netip.Addr)) overlay.Verdict {
+	d := p.Data()
+	outerLen, _, _ := tunnelOuter(d)
+	if outerLen == 0 {
+		t.sig.Drop(DropTunnelMalformed)
 		return overlay.Consumed
 	}
-	d := p.Data()
 	outer := ip6.Header(d).Src()
-	inner := ip6.Header(d[ip6.HeaderLen:]).Src()
+	inner := ip6.Header(d[outerLen:]).Src()
 	if !bindings.Accepts(inner, outer) {
-		sig.Drop(DropTunnelUnknownSender)
+		t.sig.Drop(DropTunnelUnknownSender)
 		if unknown != nil {
 			unknown(inner, outer)
 		}
 		return overlay.Consumed
 	}
-	if err := decapsulate(p); err != nil {
-		sig.Drop(DropTunnelMalformed)
+	if !takeTunnelled(p, t.dups, true, t.sig) {
 		return overlay.Consumed
 	}
-	sig.tunnelDecap.Add(1)
 	return overlay.Reinput
 }
 

@@ -41,13 +41,15 @@ type Signals struct {
 	drops [numDrops]*atomic.Uint64
 	// Per-packet counters of the data path.
 	tunnelEncap, tunnelDecap, anchorEncap, roOut, roIn *atomic.Uint64
+	bicastCopies                                       *atomic.Uint64
 }
 
 // NewSignals returns the signalling counters of node.
 func NewSignals(node string, m *metrics.Set, clk clock.Clock) *Signals {
 	s := &Signals{node: node, m: m, clk: clk,
 		tunnelEncap: m.Counter("tunnel.encap"), tunnelDecap: m.Counter("tunnel.decap"),
-		anchorEncap: m.Counter("tunnel.encap.anchor"), roOut: m.Counter("ro.out"), roIn: m.Counter("ro.in")}
+		anchorEncap: m.Counter("tunnel.encap.anchor"), roOut: m.Counter("ro.out"), roIn: m.Counter("ro.in"),
+		bicastCopies: m.Counter("tunnel.bicast")}
 	for d := range numDrops {
 		s.drops[d] = m.Counter("mobility.drop." + dropNames[d])
 	}
@@ -125,6 +127,7 @@ const (
 	DropTunnelUnknownSender
 	DropTunnelTooBig
 	DropTunnelNoRoom
+	DropBicastDuplicate
 	DropRONoRoom
 	DropROMalformed
 	DropRONotForUs
@@ -180,7 +183,7 @@ var dropNames = [numDrops]string{
 	DropMHMalformed: "mh.malformed", DropMHChecksum: "mh.checksum", DropMHParamProblem: "mh.param_problem",
 	DropMHUnknownType: "mh.unknown_type", DropMHUnexpected: "mh.unexpected", DropIPv6Chain: "ipv6.chain",
 	DropTunnelMalformed: "tunnel.malformed", DropTunnelUnknownSender: "tunnel.unknown_sender",
-	DropTunnelTooBig: "tunnel.too_big", DropTunnelNoRoom: "tunnel.no_room", DropRONoRoom: "ro.no_room",
+	DropTunnelTooBig: "tunnel.too_big", DropTunnelNoRoom: "tunnel.no_room", DropBicastDuplicate: "tunnel.bicast_duplicate", DropRONoRoom: "ro.no_room",
 	DropROMalformed: "ro.malformed", DropRONotForUs: "ro.not_for_us", DropHAONoBinding: "hao.no_binding", DropFragment: "fragment.invalid",
 	DropBUUnauthenticated: "bu.unauthenticated", DropBUUnknownSPI: "bu.unknown_spi",
 	DropBUBadAuthenticator: "bu.bad_authenticator", DropBUReplayed: "bu.replayed",

@@ -159,6 +159,19 @@ func (n *Node) callCommand(ctx context.Context, args map[string]string, in io.Re
 	return out.Write(control.FrameResult, b)
 }
 
+// makeBeforeBreak says whether a commanded move goes make-before-break:
+// as its command says ("true", "false"), else as the topology's
+// mobility.handover says.
+func (n *Node) makeBeforeBreak(said string) bool {
+	switch said {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return n.Topo.Mobility.Handover == "make_before_break"
+}
+
 // RegisterControl answers the control commands every node knows.
 func (n *Node) RegisterControl(srv *control.Server) {
 	srv.Handle("status", func(context.Context, map[string]string) (any, error) {
@@ -174,7 +187,7 @@ func (n *Node) RegisterControl(srv *control.Server) {
 			return map[string]any{"link": link, "standby": true}, nil
 		}
 		move := n.Handover
-		if args["make_before_break"] == "true" {
+		if n.makeBeforeBreak(args["make_before_break"]) {
 			move = n.HandoverBeforeBreak
 		}
 		if err := move(link); err != nil {

@@ -25,7 +25,7 @@ func (n *Node) setupMobility() error {
 	sig := n.Mobility.Signals
 	switch nc.Role {
 	case config.RoleHA:
-		cfg := mobility.HomeAgentConfig{Log: n.opts.Log, State: n.store("mobility")}
+		cfg := mobility.HomeAgentConfig{Log: n.opts.Log, State: n.store("mobility"), Bicast: t.Mobility.Bicast}
 		for _, mn := range t.Nodes {
 			if mn.Role == config.RoleMN && mn.HomeAgent == nc.Name {
 				cfg.MobileNodes = append(cfg.MobileNodes, mobility.MNCredential{Name: mn.Name, Home: mn.HomeAddress, SPI: mn.MNHAKey.SPI, Key: mn.MNHAKey.Secret})
@@ -52,7 +52,7 @@ func (n *Node) setupMobility() error {
 		if !nc.HA2R {
 			return nil
 		}
-		cfg := mobility.HA2RConfig{Log: n.opts.Log, State: n.store("mobility")}
+		cfg := mobility.HA2RConfig{Log: n.opts.Log, State: n.store("mobility"), Bicast: t.Mobility.Bicast}
 		for _, ha := range t.Routers() {
 			if ha.Role != config.RoleHA {
 				continue
@@ -83,7 +83,7 @@ func (n *Node) setupMobility() error {
 			SPI: nc.MNHAKey.SPI, Key: nc.MNHAKey.Secret, Scheme: nc.Scheme,
 			HomeLifetime: t.Mobility.HomeLifetime, AnchorIdle: t.Mobility.AnchorIdle,
 			MNAuthOnFirstSession: t.Mobility.MNAuth == "first_session",
-			HA2RLinks:            map[string]bool{}, Log: n.opts.Log,
+			HA2RLinks:            map[string]bool{}, Log: n.opts.Log, Bicast: t.Mobility.Bicast,
 		}
 		switch t.Mobility.RRTrigger {
 		case "tunnelled":

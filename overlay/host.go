@@ -436,8 +436,9 @@ func (h *Host) sendFrame(s *hostState, pkt []byte) bool {
 
 // Send sends a packet the host (its mobility engine) originates, as it is,
 // to the current router, or to the router of the link being prepared when
-// its source is the address formed there. It reports false when the host
-// is not attached.
+// its source is the address formed there, or to the router of the link
+// the last Commit left, still heard, when its source is the address there
+// (a bicast copy). It reports false when the host is not attached.
 func (h *Host) Send(pkt []byte) bool {
 	s := h.cur.Load()
 	if s == nil || s.att == nil {
@@ -445,7 +446,12 @@ func (h *Host) Send(pkt []byte) bool {
 		return false
 	}
 	if len(pkt) >= ip6.HeaderLen {
-		s = linkFor(ip6.Header(pkt).Src(), s, h.next.Load())
+		src := ip6.Header(pkt).Src()
+		if p := h.prev.Load(); p != nil && p.att != nil && p.att.Address == src && src != s.att.Address {
+			s = p
+		} else {
+			s = linkFor(src, s, h.next.Load())
+		}
 	}
 	return h.sendFrame(s, pkt)
 }

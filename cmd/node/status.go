@@ -81,11 +81,13 @@ func showStatus(ctx context.Context, out io.Writer, path string, asJSON, refresh
 }
 
 func cmdHandover(args []string) error {
-	fs := newFlags("handover", "node handover --to LINK [--make-before-break | --standby] [--name NAME | --control PATH]")
+	fs := newFlags("handover", "node handover --to LINK [--make-before-break | --break-before-make | --standby] [--name NAME | --control PATH]\n\n"+
+		"Without --make-before-break or --break-before-make the move goes as the topology's mobility.handover says (default: break-before-make).")
 	var cf controlFlags
 	cf.register(fs)
 	to := fs.String("to", "", "the access link to move to (required)")
 	mbb := fs.Bool("make-before-break", false, "attach to LINK and register there while the current link carries the traffic, and switch only then")
+	bbm := fs.Bool("break-before-make", false, "leave the current link, then attach to LINK and register there")
 	standby := fs.Bool("standby", false, "attach to LINK as well and hold it in reserve: the node moves there by itself when its current path goes silent (300 ms)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -93,13 +95,22 @@ func cmdHandover(args []string) error {
 	if *to == "" {
 		return usageErr("handover: --to LINK is required")
 	}
+	mode := ""
+	switch {
+	case *mbb && *bbm:
+		return usageErr("handover: --make-before-break and --break-before-make: choose one")
+	case *mbb:
+		mode = "true"
+	case *bbm:
+		mode = "false"
+	}
 	path, err := cf.socket()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	raw, err := control.Call(ctx, path, control.Request{Cmd: "handover", Args: map[string]string{"to": *to, "make_before_break": fmt.Sprint(*mbb), "standby": fmt.Sprint(*standby)}})
+	raw, err := control.Call(ctx, path, control.Request{Cmd: "handover", Args: map[string]string{"to": *to, "make_before_break": mode, "standby": fmt.Sprint(*standby)}})
 	if err != nil {
 		return err
 	}
