@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ha2r/mip6testbed/internal/testenv"
 )
 
 // Planned make-before-break moves of mn1 on kernel TUNs in namespaces,
@@ -26,6 +28,8 @@ import (
 //     retransmission timeout (the kernel's TcpExtTCPTimeouts in mn1's
 //     namespace). The stream fills the path's queues, so it runs apart
 //     from the ping, whose packets it would crowd out.
+//  3. Ten more during a call from mn1 to mn2 (node call): neither end
+//     loses an RTP packet.
 func TestKernelMakeBeforeBreak(t *testing.T) {
 	requireRoot(t, "ping", "iperf3", "nstat")
 	b := startBed(t, "../examples/fig4.yaml")
@@ -86,6 +90,51 @@ func TestKernelMakeBeforeBreak(t *testing.T) {
 	if timeouts != 0 {
 		t.Errorf("the TCP stream had %d retransmission timeouts across make-before-break moves", timeouts)
 	}
+
+	// 3. A call across ten more. The callee's loss is read from its
+	// status while the call still runs (by RTP sequence numbers, so what
+	// is in flight is not counted); the caller's from its final report.
+	call := exec.CommandContext(ctx, nodeBin, "call", "sip:user2@domain2", "--control", filepath.Join(b.dir, "mn1.sock"), "--duration", "8s", "--json")
+	var callOut strings.Builder
+	call.Stdout = &callOut
+	if err := call.Start(); err != nil {
+		t.Fatal(err)
+	}
+	callee := func() callReport {
+		var st struct {
+			SIP struct {
+				Calls []callReport `json:"calls"`
+			} `json:"sip"`
+		}
+		out, err := exec.Command(nodeBin, "status", "--control", filepath.Join(b.dir, "mn2.sock"), "--json").Output()
+		if err != nil || json.Unmarshal(out, &st) != nil || len(st.SIP.Calls) != 1 {
+			return callReport{}
+		}
+		return st.SIP.Calls[0]
+	}
+	testenv.Poll(t, 20*time.Millisecond, 15*time.Second, "the call's media at mn2", func() bool { return callee().Received >= 25 })
+	b.movesBeforeBreak(at, 10)
+	far := callee()
+	if err := call.Wait(); err != nil {
+		t.Fatalf("node call: %v\n%s", err, callOut.String())
+	}
+	var near callReport
+	if err := json.Unmarshal([]byte(callOut.String()), &near); err != nil {
+		t.Fatalf("call report: %v\n%s", err, callOut.String())
+	}
+	t.Logf("a call across 10 make-before-break moves: mn1 received %d, lost %d, longest gap %.0f ms; mn2 (after the moves) received %d, lost %d, longest gap %.0f ms",
+		near.Received, near.Lost, near.MaxGapMs, far.Received, far.Lost, far.MaxGapMs)
+	if near.Failure != "" || near.Lost != 0 || far.Received == 0 || far.Lost != 0 {
+		t.Errorf("RTP packets lost across make-before-break moves: mn1 %d, mn2 %d (failure %q)", near.Lost, far.Lost, near.Failure)
+	}
+}
+
+// callReport is the part of a softphone report the kernel tests read.
+type callReport struct {
+	Received uint64  `json:"packets_received"`
+	Lost     int64   `json:"packets_lost"`
+	MaxGapMs float64 `json:"max_gap_ms"`
+	Failure  string  `json:"failure"`
 }
 
 // movesBeforeBreak moves mn1 n times between ar1 and ar1p, starting from
