@@ -36,6 +36,14 @@ type returnRoutability struct {
 type rrView struct {
 	bound   map[netip.Addr]bool // peers holding our binding: send route-optimised
 	started map[netip.Addr]bool // peers with Return Routability under way or done
+	// held: peers that still hold a binding to an earlier care-of address
+	// while the one for the current address is under way (after a move).
+	held map[netip.Addr]heldBinding
+}
+
+type heldBinding struct {
+	careOf netip.Addr
+	until  time.Time
 }
 
 type roState uint8
@@ -57,6 +65,7 @@ type roEntry struct {
 	haveHome, haveCoA     bool
 	homeAt                time.Time
 	coaFor                netip.Addr // the care-of address the care-of token is for
+	held                  netip.Addr // the care-of address the peer last acknowledged (until expires)
 	seq                   uint16
 	kbm                   [auth.KbmLen]byte
 	expires               time.Time
@@ -77,11 +86,13 @@ func newReturnRoutability(clk clock.Clock, sig *Signals, home, ha netip.Addr, ca
 
 // publish rebuilds the data path's view. Call with mu held.
 func (rr *returnRoutability) publish() {
-	v := &rrView{bound: map[netip.Addr]bool{}, started: map[netip.Addr]bool{}}
+	v := &rrView{bound: map[netip.Addr]bool{}, started: map[netip.Addr]bool{}, held: map[netip.Addr]heldBinding{}}
 	for peer, e := range rr.peers {
 		v.started[peer] = true
 		if e.state == roBound {
 			v.bound[peer] = true
+		} else if e.held.IsValid() {
+			v.held[peer] = heldBinding{careOf: e.held, until: e.expires}
 		}
 	}
 	rr.view.Store(v)
@@ -327,6 +338,7 @@ func (rr *returnRoutability) ack(info mh.PacketInfo, m *mh.Message) {
 		return
 	}
 	e.state = roBound
+	e.held = careOf
 	e.rt.reset()
 	lifetime := m.LifetimeDuration()
 	e.expires = rr.clk.Now().Add(lifetime)

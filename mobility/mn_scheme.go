@@ -32,6 +32,11 @@ type schemePolicy interface {
 	// routeOptimised reports whether dst holds our binding, so that packets
 	// from the home address go to it directly.
 	routeOptimised(dst netip.Addr) bool
+	// heldCareOf is the care-of address dst still holds for us while the
+	// binding for the current one is under way after a move (invalid if
+	// none): from that address, by the link left, packets may still go to
+	// dst directly.
+	heldCareOf(dst netip.Addr) netip.Addr
 	// tunnelling notes a packet from the home address to dst that goes
 	// through the home agent's tunnel.
 	tunnelling(dst netip.Addr)
@@ -78,6 +83,14 @@ func (s *standardScheme) careOfRoute(netip.Addr, netip.Addr) (netip.Addr, bool) 
 }
 
 func (s *standardScheme) routeOptimised(dst netip.Addr) bool { return s.rr.view.Load().bound[dst] }
+
+func (s *standardScheme) heldCareOf(dst netip.Addr) netip.Addr {
+	h, ok := s.rr.view.Load().held[dst]
+	if !ok || !s.rr.clk.Now().Before(h.until) {
+		return netip.Addr{}
+	}
+	return h.careOf
+}
 
 // tunnelling starts Return Routability with the first packet to a peer
 // when the topology asks for it.
@@ -158,7 +171,8 @@ func (s *ha2rScheme) careOfRoute(src, cur netip.Addr) (netip.Addr, bool) {
 	return s.anchors.careOfRoute(src, cur)
 }
 
-func (s *ha2rScheme) routeOptimised(netip.Addr) bool { return false }
+func (s *ha2rScheme) routeOptimised(netip.Addr) bool   { return false }
+func (s *ha2rScheme) heldCareOf(netip.Addr) netip.Addr { return netip.Addr{} }
 
 // tunnelling: the first packet the node sends after attaching starts the
 // MN Authentication when it was put off until then (mn_auth:

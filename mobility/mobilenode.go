@@ -385,6 +385,11 @@ func (mn *MobileNode) outboundHome(p *overlay.Packet, v *attachView, dst netip.A
 		}
 		return mn.tunnelOut(p, v, mn.cfg.HomeAgent, mn.sig.tunnelEncap)
 	}
+	if !v.atHome && !mn.scheme.routeOptimised(dst) {
+		if l := mn.left.Load(); l != nil && mn.clk.Now().Before(l.until) && mn.scheme.heldCareOf(dst) == l.addr {
+			return mn.outboundFromLeft(p, v, l.addr, peerCoA, peerBound)
+		}
+	}
 	if !v.atHome && mn.scheme.routeOptimised(dst) {
 		var rh2 netip.Addr
 		if peerBound {
@@ -419,6 +424,29 @@ func (mn *MobileNode) outboundHome(p *overlay.Packet, v *attachView, dst netip.A
 	}
 	mn.scheme.tunnelling(dst)
 	return mn.tunnelOut(p, v, mn.cfg.HomeAgent, mn.sig.tunnelEncap)
+}
+
+// outboundFromLeft sends p route-optimised from the care-of address a
+// make-before-break move left, by the link left (the host still holds it),
+// to a peer that holds that address for us while Return Routability for
+// the new one runs: the old direct path, rather than the home agent's
+// tunnel, whose longer path would open a gap in the peer's stream.
+func (mn *MobileNode) outboundFromLeft(p *overlay.Packet, v *attachView, left, peerCoA netip.Addr, peerBound bool) overlay.Verdict {
+	var rh2 netip.Addr
+	if peerBound {
+		rh2 = peerCoA
+	}
+	unfrag, nextOff, ok := routeOptimise(p, left, rh2)
+	if !ok {
+		mn.sig.Drop(DropRONoRoom)
+		return overlay.Consumed
+	}
+	mn.sig.roOut.Add(1)
+	mn.sig.roOutLeft.Add(1)
+	if fitPath(p, mn.pmtu.get(p.Header().Dst(), v.linkMTU()), unfrag, nextOff, mn.frags, mn.sig, mn.send) == overlay.Continue {
+		mn.send(p.Data()) // by the link left: the host picks it by the source
+	}
+	return overlay.Consumed
 }
 
 // tunnelOut sends p through a tunnel from the current care-of address to

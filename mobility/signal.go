@@ -41,7 +41,7 @@ type Signals struct {
 	drops [numDrops]*atomic.Uint64
 	// Per-packet counters of the data path.
 	tunnelEncap, tunnelDecap, anchorEncap, roOut, roIn *atomic.Uint64
-	bicastCopies                                       *atomic.Uint64
+	bicastCopies, roOutLeft                            *atomic.Uint64
 }
 
 // NewSignals returns the signalling counters of node.
@@ -49,7 +49,7 @@ func NewSignals(node string, m *metrics.Set, clk clock.Clock) *Signals {
 	s := &Signals{node: node, m: m, clk: clk,
 		tunnelEncap: m.Counter("tunnel.encap"), tunnelDecap: m.Counter("tunnel.decap"),
 		anchorEncap: m.Counter("tunnel.encap.anchor"), roOut: m.Counter("ro.out"), roIn: m.Counter("ro.in"),
-		bicastCopies: m.Counter("tunnel.bicast")}
+		bicastCopies: m.Counter("tunnel.bicast"), roOutLeft: m.Counter("ro.out.left")}
 	for d := range numDrops {
 		s.drops[d] = m.Counter("mobility.drop." + dropNames[d])
 	}
