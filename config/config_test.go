@@ -101,6 +101,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad public key", `{name: r1, role: ar,`, "nodes[0].public_key: \"abc\" is not a public key", 6},
 		{"keys on some nodes", `{name: r1, role: ar,`, "nodes r1 have a public_key but ha, mn have none", 7},
 		{"key file without key", `{name: r1, role: ar,`, "node r1 names a private key file but has no public_key", 6},
+		{"bicast too long", "name: t\n", "mobility.bicast: 5s is longer than a replaced care-of address is accepted", 2},
+		{"dead path too soon", "name: t\n", "timers.dead_after: 10ms is too short", 2},
 	}
 	replace := map[string]string{
 		"unknown top-level field": "name: t\ncolour: red\n",
@@ -124,6 +126,8 @@ func TestParseErrors(t *testing.T) {
 		"bad public key":          `{name: r1, role: ar, public_key: abc,`,
 		"keys on some nodes":      `{name: r1, role: ar, public_key: "173pd2v0HZvo/IqIrBBK7DDw5mEXi5ttOYu7t1ql83M=", private_key_file: r1.key,`,
 		"key file without key":    `{name: r1, role: ar, private_key_file: r1.key,`,
+		"bicast too long":         "name: t\nmobility: {bicast: 5s}\n",
+		"dead path too soon":      "name: t\ntimers: {dead_after: 10ms}\n",
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

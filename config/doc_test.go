@@ -88,7 +88,7 @@ func TestTopologyDoc(t *testing.T) {
 	mn := topo.NodeByName("mn")
 	applied := map[string]any{
 		"mtu": topo.MTU, "scheme": topo.Scheme,
-		"timers.keepalive": topo.Timers.Keepalive, "timers.ra_interval": topo.Timers.RAInterval, "timers.rs_interval": topo.Timers.RSInterval, "timers.sip_t2": topo.Timers.SIPT2,
+		"timers.keepalive": topo.Timers.Keepalive, "timers.ra_interval": topo.Timers.RAInterval, "timers.rs_interval": topo.Timers.RSInterval, "timers.sip_t2": topo.Timers.SIPT2, "timers.dead_after": topo.Timers.DeadAfter,
 		"mobility.rr_trigger": topo.Mobility.RRTrigger, "mobility.anchor_idle": topo.Mobility.AnchorIdle,
 		"mobility.mn_auth": topo.Mobility.MNAuth, "mobility.standby": topo.Mobility.Standby, "mobility.bicast": topo.Mobility.Bicast, "mobility.handover": topo.Mobility.Handover, "mobility.home_lifetime": topo.Mobility.HomeLifetime,
 		"links[].delay": topo.Links[1].Delay, "links[].loss": topo.Links[1].Loss,

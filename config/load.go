@@ -98,6 +98,10 @@ func (d *decoder) topology(root *yaml.Node) *Topology {
 		RAInterval: d.duration(tm, "ra_interval", DefaultRAInterval),
 		RSInterval: d.duration(tm, "rs_interval", DefaultRSInterval),
 		SIPT2:      d.duration(tm, "sip_t2", 4*time.Second),
+		DeadAfter:  d.duration(tm, "dead_after", 300*time.Millisecond),
+	}
+	if t.Timers.DeadAfter < 30*time.Millisecond {
+		d.errorf(d.lineOf("timers.dead_after"), "timers.dead_after", "%v is too short to tell a dead path from a slow one; use 30ms or more", t.Timers.DeadAfter)
 	}
 	mm := d.mapping(m["mobility"].val, "mobility", Sections["mobility"]...)
 	t.Mobility = MobilityOptions{

@@ -6,7 +6,7 @@ package config
 // documents each (a test holds the two together).
 var Sections = map[string][]string{
 	"":                  {"name", "mtu", "scheme", "ha2r_key_seed", "timers", "mobility", "links", "nodes", "backbone"},
-	"timers":            {"keepalive", "ra_interval", "rs_interval", "sip_t2"},
+	"timers":            {"keepalive", "ra_interval", "rs_interval", "sip_t2", "dead_after"},
 	"mobility":          {"rr_trigger", "anchor_idle", "mn_auth", "home_lifetime", "standby", "bicast", "handover"},
 	"links[]":           {"name", "prefix", "router", "mtu", "delay", "loss"},
 	"nodes[]":           {"name", "role", "underlay", "public_key", "private_key_file", "address", "prefixes", "ha2r", "host_stack", "sip_domain", "access", "start", "home_agent", "home_address", "sip_uri", "scheme", "mn_ha_key", "auto_answer", "auto_attach", "static_address", "watch_underlay", "accept_direct"},

@@ -63,6 +63,10 @@ type Timers struct {
 	// SIPT2 caps the interval between a phone's retransmissions of a 2xx
 	// answer (RFC 3261's T2, 4 s; see softphone.PhoneConfig.AnswerT2).
 	SIPT2 time.Duration
+	// DeadAfter: how long a host's current path may stay silent while it
+	// sends, a probe included, before it moves to a link held in reserve
+	// (overlay.HostConfig.DeadAfter; 300 ms).
+	DeadAfter time.Duration
 }
 
 // MobilityOptions tune the mobility engines.

@@ -202,7 +202,7 @@ func (n *Node) buildRouter() error {
 func (n *Node) buildHost() error {
 	nc := n.Cfg
 	hc := overlay.HostConfig{
-		Name: nc.Name, Keepalive: n.Topo.Timers.Keepalive, RSInterval: n.Topo.Timers.RSInterval,
+		Name: nc.Name, Keepalive: n.Topo.Timers.Keepalive, RSInterval: n.Topo.Timers.RSInterval, DeadAfter: n.Topo.Timers.DeadAfter,
 		// A mobile node's engine decides its device addresses; at home
 		// it uses its home address on the home link.
 		ManageAddresses: nc.Role != config.RoleMN, StaticAddr: nc.StaticAddr, HoldStandby: n.Topo.Mobility.Standby,
