@@ -13,10 +13,11 @@ import (
 	"github.com/ha2r/mip6testbed/overlay"
 )
 
-// A binding that moved gives its replaced care-of address for the bicast
-// window and then no more; with the window off, never. An HA2R's first
-// anchor binding replaces the anchored address itself (it was on the
-// router's own link).
+// A binding that moved gives its replaced care-of address until the bicast
+// window after the node is first seen using the new one (PrepareWindow
+// after the change while it is not), and then no more; with the window
+// off, never. An HA2R's first anchor binding replaces the anchored address
+// itself (it was on the router's own link).
 func TestBindingCacheBicastWindow(t *testing.T) {
 	clk := clock.NewFake(epoch)
 	c := NewBindingCache(clk, 0)
@@ -30,6 +31,11 @@ func TestBindingCacheBicastWindow(t *testing.T) {
 	if !ok || coa != careOf2 || also != careOf1 {
 		t.Fatalf("right after the move: %s and %s, want %s and %s", coa, also, careOf2, careOf1)
 	}
+	clk.Advance(time.Second) // registrations still under way: the node has not switched
+	if _, also, _ := c.LookupBicast(hoa); also != careOf1 {
+		t.Fatal("the window closed before the node switched")
+	}
+	c.Accepts(hoa, careOf2)                                 // its first packet from the new address
 	c.Put(Binding{Home: hoa, CareOf: careOf2}, time.Minute) // a refresh changes nothing
 	clk.Advance(199 * time.Millisecond)
 	if _, also, _ := c.LookupBicast(hoa); also != careOf1 {
@@ -38,6 +44,11 @@ func TestBindingCacheBicastWindow(t *testing.T) {
 	clk.Advance(time.Millisecond)
 	if _, also, _ := c.LookupBicast(hoa); also.IsValid() {
 		t.Fatalf("after the window: still bicasting to %s", also)
+	}
+	c.Put(Binding{Home: hoa, CareOf: careOf1}, time.Minute) // a node that never sends through the tunnel
+	clk.Advance(PrepareWindow)
+	if _, also, _ := c.LookupBicast(hoa); also.IsValid() {
+		t.Fatal("still bicasting PrepareWindow after a change the node was never seen to follow")
 	}
 
 	anchors := NewBindingCache(clk, 0)

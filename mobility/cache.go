@@ -20,19 +20,27 @@ type Binding struct {
 	Key []byte `json:"-"`
 	// Peer names who registered it, for status output.
 	Peer string `json:"peer,omitempty"`
-	// PrevCareOf is the care-of address this one replaced, which still
-	// speaks for the home address until PrevUntil (see Accepts).
+	// PrevCareOf is the care-of address this one replaced at Changed,
+	// which still speaks for the home address for a while (see Accepts).
 	PrevCareOf netip.Addr `json:"-"`
-	PrevUntil  time.Time  `json:"-"`
+	Changed    time.Time  `json:"-"`
 }
 
 // PrevCareOfGrace is how long a replaced care-of address still speaks for
-// its home address: what the mobile node sent from it before the
-// acknowledgement of the new one reached it is still one round trip on the
-// way. Without it a make-before-break move loses that round trip's packets
-// in the mobile node's direction. The old address was authenticated when
-// it was bound, so this widens nothing an attacker could use.
+// its home address after the node was seen using the new one (a packet it
+// tunnelled from there): what it sent from the old one before it switched
+// is still on the way. Without it a make-before-break move loses that
+// round trip's packets in the mobile node's direction. The old address
+// was authenticated when it was bound, so this widens nothing an attacker
+// could use.
 const PrevCareOfGrace = 2 * time.Second
+
+// PrepareWindow bounds how long after a binding changes the replaced
+// address is still taken while the node has not been seen using the new
+// one: a make-before-break move registers first and switches only when
+// every registration is acknowledged, a few retransmissions later on a
+// lossy link; the node may also send nothing through the tunnel at all.
+const PrepareWindow = 5 * time.Second
 
 // entry is immutable once in the map (copy-on-write): Put installs a new
 // one, so the data path may read a Binding it looked up without a lock.
@@ -40,6 +48,23 @@ const PrevCareOfGrace = 2 * time.Second
 type entry struct {
 	b        Binding
 	lastUsed atomic.Int64 // unix nanoseconds of the last packet sent with it
+	switched atomic.Int64 // unix nanoseconds of the first packet from b.CareOf after a change
+}
+
+// prevUntil is when the replaced care-of address stops speaking for the
+// home address, and bicastUntil when the bicast window closes.
+func (e *entry) prevUntil() time.Time {
+	if sw := e.switched.Load(); sw != 0 {
+		return time.Unix(0, sw).Add(PrevCareOfGrace)
+	}
+	return e.b.Changed.Add(PrepareWindow)
+}
+
+func (e *entry) bicastUntil(window time.Duration) time.Time {
+	if sw := e.switched.Load(); sw != 0 {
+		return time.Unix(0, sw).Add(window)
+	}
+	return e.b.Changed.Add(PrepareWindow)
 }
 
 // BindingCache maps home addresses to care-of addresses with lifetimes. The
@@ -101,8 +126,7 @@ func (c *BindingCache) LookupBicast(home netip.Addr) (coa, also netip.Addr, ok b
 	if !now.Before(e.b.Expires) {
 		return netip.Addr{}, netip.Addr{}, false
 	}
-	// PrevUntil is the change plus PrevCareOfGrace.
-	if c.Bicast > 0 && e.b.PrevCareOf.IsValid() && e.b.PrevCareOf != e.b.CareOf && now.Before(e.b.PrevUntil.Add(c.Bicast-PrevCareOfGrace)) {
+	if c.Bicast > 0 && e.b.PrevCareOf.IsValid() && e.b.PrevCareOf != e.b.CareOf && now.Before(e.bicastUntil(c.Bicast)) {
 		also = e.b.PrevCareOf
 	}
 	return e.b.CareOf, also, true
@@ -148,13 +172,14 @@ func (c *BindingCache) Put(b Binding, lifetime time.Duration) bool {
 	case ok:
 		n.lastUsed.Store(old.lastUsed.Load())
 		if old.b.CareOf != b.CareOf {
-			n.b.PrevCareOf, n.b.PrevUntil = old.b.CareOf, c.clk.Now().Add(PrevCareOfGrace)
+			n.b.PrevCareOf, n.b.Changed = old.b.CareOf, c.clk.Now()
 		} else {
 			// A refresh (or a retransmitted BU) keeps the move's grace.
-			n.b.PrevCareOf, n.b.PrevUntil = old.b.PrevCareOf, old.b.PrevUntil
+			n.b.PrevCareOf, n.b.Changed = old.b.PrevCareOf, old.b.Changed
+			n.switched.Store(old.switched.Load())
 		}
 	case c.OnLinkBefore && b.CareOf != b.Home:
-		n.b.PrevCareOf, n.b.PrevUntil = b.Home, c.clk.Now().Add(PrevCareOfGrace)
+		n.b.PrevCareOf, n.b.Changed = b.Home, c.clk.Now()
 	}
 	c.m[b.Home] = n
 	return true
@@ -162,8 +187,9 @@ func (c *BindingCache) Put(b Binding, lifetime time.Duration) bool {
 
 // Accepts reports whether a packet from outer may speak for home (a
 // reverse-tunnelled packet, a Home Address option): outer is the live
-// binding's care-of address, or the one it replaced, within
-// PrevCareOfGrace.
+// binding's care-of address, or the one it replaced, until PrevCareOfGrace
+// after the node was first seen using the new one (this call notes it),
+// or PrepareWindow after the change if it has not been.
 func (c *BindingCache) Accepts(home, outer netip.Addr) bool {
 	e := c.get(home)
 	if e == nil {
@@ -173,7 +199,13 @@ func (c *BindingCache) Accepts(home, outer netip.Addr) bool {
 	if !now.Before(e.b.Expires) {
 		return false
 	}
-	return e.b.CareOf == outer || e.b.PrevCareOf == outer && now.Before(e.b.PrevUntil)
+	if e.b.CareOf == outer {
+		if e.b.PrevCareOf.IsValid() && e.switched.Load() == 0 {
+			e.switched.CompareAndSwap(0, now.UnixNano())
+		}
+		return true
+	}
+	return e.b.PrevCareOf == outer && now.Before(e.prevUntil())
 }
 
 // Delete removes the binding for home and reports whether there was one.

@@ -74,17 +74,41 @@ func TestBindingCacheExpiryAndUse(t *testing.T) {
 }
 
 // After a move the replaced care-of address still speaks for the home
-// address for PrevCareOfGrace, and then no more; a third address never.
+// address for PrevCareOfGrace after the node is first seen using the new
+// one (or PrepareWindow after the change if it never is), and then no
+// more; a third address never.
 func TestBindingCacheAcceptsPreviousCareOf(t *testing.T) {
 	clk := clock.NewFake(epoch)
 	c := NewBindingCache(clk, 0)
 	c.Put(Binding{Home: hoa, CareOf: careOf1}, time.Minute)
 	c.Put(Binding{Home: hoa, CareOf: careOf2}, time.Minute)
-	if !c.Accepts(hoa, careOf2) || !c.Accepts(hoa, careOf1) || c.Accepts(hoa, hoa) {
-		t.Fatal("right after the move: want the new and the old care-of address, nothing else")
+	if !c.Accepts(hoa, careOf1) || c.Accepts(hoa, hoa) {
+		t.Fatal("right after the move: want the old care-of address, nothing else")
 	}
-	clk.Advance(PrevCareOfGrace)
+	clk.Advance(PrevCareOfGrace + time.Second) // a slow preparation
+	if !c.Accepts(hoa, careOf1) {
+		t.Fatal("the old address was refused before the node was seen using the new one")
+	}
+	if !c.Accepts(hoa, careOf2) { // the node switched: this is its first packet from there
+		t.Fatal("the new care-of address was refused")
+	}
+	clk.Advance(PrevCareOfGrace - time.Millisecond)
+	if !c.Accepts(hoa, careOf1) {
+		t.Fatal("the old address was refused within the grace after the switch")
+	}
+	c.Put(Binding{Home: hoa, CareOf: careOf2}, time.Minute) // a refresh keeps the move's times
+	clk.Advance(time.Millisecond)
 	if c.Accepts(hoa, careOf1) || !c.Accepts(hoa, careOf2) {
 		t.Fatal("after the grace: want the new care-of address only")
+	}
+
+	c.Put(Binding{Home: hoa, CareOf: careOf1}, time.Minute) // moved back; never seen from careOf1
+	clk.Advance(PrepareWindow - time.Millisecond)
+	if !c.Accepts(hoa, careOf2) {
+		t.Fatal("the replaced address was refused within PrepareWindow of the change")
+	}
+	clk.Advance(time.Millisecond)
+	if c.Accepts(hoa, careOf2) {
+		t.Fatal("the replaced address was still taken PrepareWindow after the change")
 	}
 }
