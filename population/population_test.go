@@ -14,7 +14,7 @@ import (
 // HA2Rs hold anchors and see MN Authentication).
 func TestSmallPopulation(t *testing.T) {
 	o := Defaults()
-	o.MNs, o.Routers, o.Duration, o.MoveEvery, o.CallEvery, o.Talk = 12, 4, 6*time.Second, 4*time.Second, 6*time.Second, 2*time.Second
+	o.MNs, o.Routers, o.Duration, o.MoveEvery, o.CallEvery, o.Talk = 12, 4, 6*time.Second, 4*time.Second, 3*time.Second, 3*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rs, err := Run(ctx, o)
@@ -28,6 +28,7 @@ func TestSmallPopulation(t *testing.T) {
 		if r.Moves == 0 || r.MovesFailed > 0 || r.Calls == 0 || r.CallsSetUp != r.Calls {
 			t.Errorf("%s: moves %d (%d failed), calls %d set up %d", r.Scheme, r.Moves, r.MovesFailed, r.Calls, r.CallsSetUp)
 		}
+		t.Logf("%s: %d calls, MOS min/median/max %.2f/%.2f/%.2f", r.Scheme, r.Calls, r.MOS[0], r.MOS[1], r.MOS[2])
 		if r.MOS[1] < 3.5 {
 			t.Errorf("%s: median MOS %.2f", r.Scheme, r.MOS[1])
 		}
