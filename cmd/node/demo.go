@@ -169,13 +169,7 @@ func demoBothWays(ctx context.Context, o demo.Options, out string, asJSON bool) 
 	if err := writeFile(filepath.Join(out, "handovers.json"), cmp.WriteJSON); err != nil {
 		return err
 	}
-	var err error
-	if asJSON {
-		err = cmp.WriteJSON(os.Stdout)
-	} else {
-		err = cmp.WriteText(os.Stdout)
-	}
-	if err != nil {
+	if err := printOut(cmp, asJSON); err != nil {
 		return err
 	}
 	for _, rep := range reps {
@@ -184,6 +178,18 @@ func demoBothWays(ctx context.Context, o demo.Options, out string, asJSON bool) 
 		}
 	}
 	return nil
+}
+
+// printOut prints a report or a comparison on standard output, as JSON or
+// as text.
+func printOut(r interface {
+	WriteText(io.Writer) error
+	WriteJSON(io.Writer) error
+}, asJSON bool) error {
+	if asJSON {
+		return r.WriteJSON(os.Stdout)
+	}
+	return r.WriteText(os.Stdout)
 }
 
 // errClaimFails is the exit status 3: the run worked, and one of the
@@ -201,13 +207,7 @@ func errClaimFails(rep *report.Report) error {
 // emit prints the comparison and writes the report directory; a claim that
 // does not hold makes it return the exit status 3.
 func emit(rep *report.Report, out string, asJSON bool) error {
-	var err error
-	if asJSON {
-		err = rep.WriteJSON(os.Stdout)
-	} else {
-		err = rep.WriteText(os.Stdout)
-	}
-	if err != nil {
+	if err := printOut(rep, asJSON); err != nil {
 		return err
 	}
 	if err := rep.WriteDir(out); err != nil {
