@@ -155,7 +155,14 @@ func (g *digestGuard) check(req *sip.Request, role authRole, user string) (ok, s
 	if !g.fresh(cred.Nonce, now) {
 		return false, true
 	}
-	if cred.QOP != "" && !g.firstUse(user, cred.Nonce, uint32(cred.Nc), now) {
+	nc := uint32(cred.Nc)
+	if cred.QOP == "" {
+		// An RFC 2069 answer carries no count: its nonce is good once
+		// (RFC 2617 3.2.3 lets a server make nonces one-time), and such
+		// a client answers a challenge per request.
+		nc = 1
+	}
+	if !g.firstUse(user, cred.Nonce, nc, now) {
 		return false, false // a replay: challenged afresh
 	}
 	return true, false

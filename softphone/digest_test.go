@@ -56,6 +56,16 @@ func TestRegistrarDigest(t *testing.T) {
 	if got := register("alice", "Authorization: "+cred.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 401") {
 		t.Errorf("a replayed Authorization: %q", got)
 	}
+	// An RFC 2069 client (no qop, so no nonce count): its nonce is good
+	// once, so the same Authorization again is a replay too.
+	old := &digest.Challenge{Realm: "d1", Nonce: p.guard.nonce(time.Now()), Algorithm: "MD5"}
+	cred2069, _ := digest.Digest(old, digest.Options{Method: "REGISTER", URI: "sip:d1", Username: "alice", Password: "alice-secret"})
+	if got := register("alice", "Authorization: "+cred2069.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Errorf("REGISTER with RFC 2069 credentials: %q", got)
+	}
+	if got := register("alice", "Authorization: "+cred2069.String()+"\r\n"); !strings.HasPrefix(got, "SIP/2.0 401") {
+		t.Errorf("a replayed RFC 2069 Authorization: %q", got)
+	}
 	// A phone with its password: one challenge, then refreshes without.
 	ph, err := NewPhone(PhoneConfig{AOR: sip.Uri{User: "bob", Host: "d1"}, Proxy: netip.AddrPortFrom(loop, 27190), Net: KernelNetwork{},
 		Contact: func() netip.Addr { return loop }, Port: 27191, RTPPort: 31000, Password: "bob-secret"})
