@@ -681,10 +681,15 @@ func (b *Bind) handshake(msg []byte, from netip.AddrPort) {
 // endpoint would never be answered). The loser abandons its own
 // initiation and answers; the winner drops the other's and waits for
 // its answer.
+//
+// Only a rekey is settled so: before the first session both initiations
+// are answered and used at once (a responder without a session sends
+// under the new one at once), which is what a node that starts wants,
+// and the next rekey settles on one session again.
 func (b *Bind) crossed(p *peer, from netip.AddrPort) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.hs == nil {
+	if p.hs == nil || p.current.Load() == nil {
 		return false
 	}
 	if p.hs.to == from && bytes.Compare(b.public[:], p.public[:]) < 0 {

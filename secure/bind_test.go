@@ -40,6 +40,9 @@ type tapBind struct {
 	net  *overlaytest.MemNet    // set by rebind: send from via
 	via  netip.AddrPort
 	drop int // datagrams still to lose
+	// hold keeps what is sent in held, unsent, until release.
+	hold bool
+	held []overlaytest.Datagram
 }
 
 func (t *tapBind) Send(bufs [][]byte, to netip.AddrPort) error {
@@ -49,6 +52,10 @@ func (t *tapBind) Send(bufs [][]byte, to netip.AddrPort) error {
 		t.sent = append(t.sent, overlaytest.Datagram{From: to, Data: append([]byte(nil), b...)})
 		if t.drop > 0 {
 			t.drop--
+			continue
+		}
+		if t.hold {
+			t.held = append(t.held, overlaytest.Datagram{From: to, Data: append([]byte(nil), b...)})
 			continue
 		}
 		keep = append(keep, b)
@@ -66,6 +73,24 @@ func (t *tapBind) Send(bufs [][]byte, to netip.AddrPort) error {
 		return nil
 	}
 	return t.Bind.Send(bufs, to)
+}
+
+// holdSends keeps what the node sends from now on until release.
+func (t *tapBind) holdSends() {
+	t.mu.Lock()
+	t.hold = true
+	t.mu.Unlock()
+}
+
+// release sends what was held and stops holding.
+func (t *tapBind) release() {
+	t.mu.Lock()
+	held := t.held
+	t.hold, t.held = false, nil
+	t.mu.Unlock()
+	for _, d := range held {
+		t.Send([][]byte{d.Data}, d.From)
+	}
 }
 
 // lose makes the next n datagrams sent get lost.

@@ -65,6 +65,11 @@ func TestRekeyLosesNothing(t *testing.T) {
 	const rounds = 400
 	for i := 0; i < rounds; i++ {
 		if i == rounds/2 {
+			// Past both ends' rekey times at once, at a moment when no
+			// handshake is in flight: a fake clock fires a retry timer
+			// once per interval it jumps over (twenty retries at once),
+			// which a real clock after a suspend does not.
+			testenv.WaitFor(t, 5*time.Second, "no handshake in flight", func() bool { return idle(host) && idle(router) })
 			clk.Advance(defaultRekeyAfterTime + 11*time.Second)
 		}
 		f := frame("mn1", "up")
@@ -84,6 +89,19 @@ func TestRekeyLosesNothing(t *testing.T) {
 			}
 		}
 	}
+}
+
+// idle says n has no handshake in flight with any peer.
+func idle(n *testNode) bool {
+	for _, p := range n.bind.peers {
+		p.mu.Lock()
+		busy := p.hs != nil
+		p.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
 }
 
 func withoutWarm(peers []Peer) []Peer {
@@ -165,15 +183,26 @@ func TestCrossedInitiationsSettleOnOne(t *testing.T) {
 	host.bind.sendInitiation(hp, router.ep)
 	router.bind.sendInitiation(rp, host.ep)
 	hostInit, routerInit := host.tap.last(typeInitiation), router.tap.last(typeInitiation)
-	net.Deliver(host.ep, router.ep, hostInit)
-	net.Deliver(router.ep, host.ep, routerInit)
 	lower, higher, higherKeepalives := host, router, routerKeepalives
 	hk, rk := host.key.Public(), router.key.Public()
 	if bytes.Compare(rk[:], hk[:]) < 0 {
 		lower, higher, higherKeepalives = router, host, hostKeepalives
 	}
+	// Each end takes the other's initiation before any answer leaves:
+	// the answers are held until both have.
+	responses := lower.count("secure.handshake.responses") + higher.count("secure.handshake.responses")
+	host.tap.holdSends()
+	router.tap.holdSends()
+	net.Deliver(host.ep, router.ep, hostInit)
+	net.Deliver(router.ep, host.ep, routerInit)
+	testenv.WaitFor(t, 5*time.Second, "both initiations taken", func() bool {
+		return lower.count("secure.handshake.crossed") == 1 && higher.count("secure.handshake.responses") > 0 &&
+			lower.count("secure.handshake.responses")+higher.count("secure.handshake.responses") > responses
+	})
+	host.tap.release()
+	router.tap.release()
 	testenv.WaitFor(t, 5*time.Second, "the crossing settled", func() bool {
-		return lower.count("secure.handshake.crossed") == 1 && higher.count("secure.keepalives") > higherKeepalives
+		return higher.count("secure.keepalives") > higherKeepalives
 	})
 	if got := lower.count("secure.handshake.responses") + higher.count("secure.handshake.responses") - 1; got != 1 {
 		t.Errorf("%d responses to the two crossed initiations, want 1", got) // 1: the warm handshake's

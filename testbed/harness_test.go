@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,7 +66,8 @@ func startBed(t *testing.T, topo string, nodeArgs ...string) *bed {
 			logs, _ := filepath.Glob(filepath.Join(b.dir, "*.log"))
 			for _, l := range logs {
 				data, _ := os.ReadFile(l)
-				t.Logf("--- %s\n%s", filepath.Base(l), lastLines(string(data), 15))
+				node := strings.TrimSuffix(filepath.Base(l), ".log")
+				t.Logf("--- %s (drops: %s)\n%s", filepath.Base(l), b.dropCounters(node), lastLines(string(data), 15))
 			}
 		}
 		b.script("down")
@@ -216,4 +218,21 @@ func (b *bed) waitAttached(node, link string, limit time.Duration) (hostStatus, 
 		return err == nil && st.Host.Attached && st.Host.Link == link
 	})
 	return st, time.Since(start)
+}
+
+// dropCounters lists node's non-zero drop counters, for a failure
+// message: where the packets went.
+func (b *bed) dropCounters(node string) string {
+	st, err := b.status(node)
+	if err != nil {
+		return "(no status: " + err.Error() + ")"
+	}
+	var drops []string
+	for k, v := range st.Counters {
+		if v != 0 && (node == "ar1" || node == "mn1" || node == "ar1p" || node == "ha1" || strings.Contains(k, "drop")) {
+			drops = append(drops, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	sort.Strings(drops)
+	return strings.Join(drops, " ")
 }
