@@ -229,7 +229,7 @@ func (b *bed) dropCounters(node string) string {
 	}
 	var drops []string
 	for k, v := range st.Counters {
-		if v != 0 && (node == "ar1" || node == "mn1" || node == "ar1p" || node == "ha1" || strings.Contains(k, "drop")) {
+		if v != 0 && strings.Contains(k, "drop") {
 			drops = append(drops, fmt.Sprintf("%s=%d", k, v))
 		}
 	}
