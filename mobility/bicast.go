@@ -12,8 +12,9 @@ import (
 	"github.com/ha2r/mip6testbed/overlay"
 )
 
-// Bicasting covers the switch of a make-before-break move: for a short
-// window after a care-of address changes, a tunnel's entry point sends
+// Bicasting covers the switch of a make-before-break move: from the change
+// of a care-of address until a short window after the node is seen using
+// the new one (BindingCache.LookupBicast), a tunnel's entry point sends
 // each packet through the tunnel to the new address and to the replaced
 // one (a home agent; an HA2R for an address it anchors), and a mobile
 // node sends what it reverse-tunnels from the new address and from the
@@ -51,24 +52,33 @@ func encapsulateSeq(p *overlay.Packet, src, dst netip.Addr, seq uint32) bool {
 	return true
 }
 
+// tunnelHeader is what tunnelOuter read: the length of the outer
+// headers (0: not a tunnel packet) and the bicast sequence number, if the
+// packet carries one.
+type tunnelHeader struct {
+	outer  int
+	seq    uint32
+	tagged bool
+}
+
 // tunnelOuter reads the outer headers of a packet as this testbed's
 // tunnels make them: a bare IPv6 header before the inner one (outer is
 // 40), or one followed by the bicast option (48, seq and tagged set).
 // Anything else is not a tunnel packet (outer 0).
-func tunnelOuter(d []byte) (outer int, seq uint32, tagged bool) {
+func tunnelOuter(d []byte) tunnelHeader {
 	if len(d) < 2*ip6.HeaderLen {
-		return 0, 0, false
+		return tunnelHeader{}
 	}
 	switch ip6.Header(d).NextHeader() {
 	case ip6.ProtoIPv6:
-		return ip6.HeaderLen, 0, false
+		return tunnelHeader{outer: ip6.HeaderLen}
 	case ip6.ProtoDstOpts:
 		o := d[ip6.HeaderLen:]
 		if len(d) >= 2*ip6.HeaderLen+bicastHdrLen && o[0] == ip6.ProtoIPv6 && o[1] == 0 && o[2] == bicastOption && o[3] == 4 {
-			return ip6.HeaderLen + bicastHdrLen, binary.BigEndian.Uint32(o[4:8]), true
+			return tunnelHeader{outer: ip6.HeaderLen + bicastHdrLen, seq: binary.BigEndian.Uint32(o[4:8]), tagged: true}
 		}
 	}
-	return 0, 0, false
+	return tunnelHeader{}
 }
 
 // duplicates drops the second copy of a bicast packet: a sliding window
@@ -118,22 +128,21 @@ func (d *duplicates) fresh(sender netip.Addr, seq uint32) bool {
 	return w.w.Accept(uint64(seq))
 }
 
-// takeTunnelled removes the tunnel headers of p, whose sender (the outer
-// source) the caller accepted, and reports whether the inner packet is
-// the first copy: a bicast copy already seen from the same sender (the
-// outer source, or with byInner the inner one) is dropped, counted.
-func takeTunnelled(p *overlay.Packet, dups *duplicates, byInner bool, sig *Signals) bool {
-	d := p.Data()
-	_, seq, tagged := tunnelOuter(d)
-	sender := ip6.Header(d).Src()
-	if err := decapsulate(p); err != nil {
+// takeTunnelled removes the tunnel headers h (read from p) of p, whose
+// sender (the outer source) the caller accepted, and reports whether the
+// inner packet is the first copy: a bicast copy already seen from the
+// same sender (the outer source, or with byInner the inner one) is
+// dropped, counted.
+func takeTunnelled(p *overlay.Packet, h tunnelHeader, dups *duplicates, byInner bool, sig *Signals) bool {
+	sender := p.Header().Src()
+	if err := stripTunnel(p, h.outer); err != nil {
 		sig.Drop(DropTunnelMalformed)
 		return false
 	}
 	if byInner {
 		sender = p.Header().Src()
 	}
-	if tagged && !dups.fresh(sender, seq) {
+	if h.tagged && !dups.fresh(sender, h.seq) {
 		sig.Drop(DropBicastDuplicate)
 		return false
 	}

@@ -90,7 +90,7 @@ func TestBicastDuplicatesDropped(t *testing.T) {
 		}
 		return p
 	}
-	take := func(p *overlay.Packet) bool { return takeTunnelled(p, dups, false, sig) }
+	take := func(p *overlay.Packet) bool { return takeTunnelled(p, tunnelOuter(p.Data()), dups, false, sig) }
 	first := copyOf(anchor, coa1, 7)
 	if !take(first) || !bytes.Equal(first.Data(), orig) {
 		t.Fatal("the first copy was not taken whole")
@@ -152,7 +152,7 @@ func BenchmarkBicast(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			load(plain.Data())
-			takeTunnelled(p, dups, false, sig)
+			takeTunnelled(p, tunnelOuter(p.Data()), dups, false, sig)
 		}
 	})
 	b.Run("exit/bicast-pair", func(b *testing.B) {
@@ -163,7 +163,7 @@ func BenchmarkBicast(b *testing.B) {
 			for range 2 {
 				load(tagged.Data())
 				binary.BigEndian.PutUint32(p.Buf[p.Off+ip6.HeaderLen+4:], seq)
-				takeTunnelled(p, dups, false, sig)
+				takeTunnelled(p, tunnelOuter(p.Data()), dups, false, sig)
 			}
 		}
 	})

@@ -386,7 +386,9 @@ func (mn *MobileNode) outboundHome(p *overlay.Packet, v *attachView, dst netip.A
 		return mn.tunnelOut(p, v, mn.cfg.HomeAgent, mn.sig.tunnelEncap)
 	}
 	if !v.atHome && !mn.scheme.routeOptimised(dst) {
-		if l := mn.left.Load(); l != nil && mn.clk.Now().Before(l.until) && mn.scheme.heldCareOf(dst) == l.addr {
+		// heldCareOf first: it is empty but for the moments after a move,
+		// so the common packet reads no clock here.
+		if l := mn.left.Load(); l != nil && mn.scheme.heldCareOf(dst) == l.addr && mn.clk.Now().Before(l.until) {
 			return mn.outboundFromLeft(p, v, l.addr, peerCoA, peerBound)
 		}
 	}
@@ -456,8 +458,10 @@ func (mn *MobileNode) outboundFromLeft(p *overlay.Packet, v *attachView, left, p
 // giving the MTU left inside the tunnel (RFC 2473 7.1).
 func (mn *MobileNode) tunnelOut(p *overlay.Packet, v *attachView, dst netip.Addr, count *atomic.Uint64) overlay.Verdict {
 	mtu := v.linkMTU()
-	if l := mn.left.Load(); l != nil && p.Len+ip6.HeaderLen+bicastHdrLen <= mtu && mn.clk.Now().Before(l.bicastUntil) {
-		return mn.tunnelBicast(p, v.Address, l.addr, dst, mtu, count)
+	if mn.cfg.Bicast > 0 {
+		if l := mn.left.Load(); l != nil && p.Len+ip6.HeaderLen+bicastHdrLen <= mtu && mn.clk.Now().Before(l.bicastUntil) {
+			return mn.tunnelBicast(p, v.Address, l.addr, dst, mtu, count)
+		}
 	}
 	if p.Len+ip6.HeaderLen > mtu && p.Len > ip6.MinMTU {
 		mn.sig.Drop(DropTunnelTooBig)
@@ -511,13 +515,17 @@ func (mn *MobileNode) Inbound(p *overlay.Packet) overlay.Verdict {
 	// make-before-break move makes that the rule, not the exception).
 	// Each tunnel's sender must be one the node accepts tunnels from.
 	tunnelledBy := netip.Addr{}
-	for depth := 0; depth < 2 && isTunnelled(p); depth++ {
+	for depth := 0; depth < 2; depth++ {
+		h := tunnelOuter(p.Data())
+		if h.outer == 0 {
+			break
+		}
 		outer := p.Header().Src()
 		if outer != mn.cfg.HomeAgent && !mn.scheme.acceptsTunnelFrom(outer) {
 			mn.sig.Drop(DropTunnelUnknownSender)
 			return overlay.Consumed
 		}
-		if !takeTunnelled(p, mn.dups, false, mn.sig) {
+		if !takeTunnelled(p, h, mn.dups, false, mn.sig) {
 			return overlay.Consumed
 		}
 		if !tunnelledBy.IsValid() {

@@ -28,12 +28,16 @@ func encapsulate(p *overlay.Packet, src, dst netip.Addr) bool {
 // outer header, or one with the bicast option: tunnelOuter) and checks the
 // inner one.
 func decapsulate(p *overlay.Packet) error {
-	d := p.Data()
-	outer, _, _ := tunnelOuter(d)
+	return stripTunnel(p, tunnelOuter(p.Data()).outer)
+}
+
+// stripTunnel removes the outer headers of p, outer bytes (tunnelOuter;
+// 0: p is not a tunnel packet), and checks the inner header.
+func stripTunnel(p *overlay.Packet, outer int) error {
 	if outer == 0 {
 		return ip6.ErrNotTunnel
 	}
-	inner, err := ip6.Check(d[outer:])
+	inner, err := ip6.Check(p.Data()[outer:])
 	if err != nil {
 		return err
 	}
@@ -45,8 +49,7 @@ func decapsulate(p *overlay.Packet) error {
 // isTunnelled reports whether p is IPv6-in-IPv6 as this testbed's tunnels
 // make it (tunnelOuter).
 func isTunnelled(p *overlay.Packet) bool {
-	outer, _, _ := tunnelOuter(p.Data())
-	return outer > 0
+	return tunnelOuter(p.Data()).outer > 0
 }
 
 // tunnelEntry is a router's end of the tunnels it starts: a home agent's to
@@ -166,13 +169,13 @@ func (t *tunnelEntry) exit(p *overlay.Packet, c *ip6.Chain) (overlay.Verdict, bo
 // outer sources. The second copy of a bicast packet is dropped too.
 func (t *tunnelEntry) untunnel(p *overlay.Packet, bindings *BindingCache, unknown func(inner, outer netip.Addr)) overlay.Verdict {
 	d := p.Data()
-	outerLen, _, _ := tunnelOuter(d)
-	if outerLen == 0 {
+	h := tunnelOuter(d)
+	if h.outer == 0 {
 		t.sig.Drop(DropTunnelMalformed)
 		return overlay.Consumed
 	}
 	outer := ip6.Header(d).Src()
-	inner := ip6.Header(d[outerLen:]).Src()
+	inner := ip6.Header(d[h.outer:]).Src()
 	if !bindings.Accepts(inner, outer) {
 		t.sig.Drop(DropTunnelUnknownSender)
 		if unknown != nil {
@@ -180,7 +183,7 @@ func (t *tunnelEntry) untunnel(p *overlay.Packet, bindings *BindingCache, unknow
 		}
 		return overlay.Consumed
 	}
-	if !takeTunnelled(p, t.dups, true, t.sig) {
+	if !takeTunnelled(p, h, t.dups, true, t.sig) {
 		return overlay.Consumed
 	}
 	return overlay.Reinput

@@ -46,7 +46,7 @@ func CompareHandovers(bbm, mbb *Report) *HandoverComparison {
 	}
 	add("RTP packets lost, MN2 -> MN1", func(r *demo.Result) string { return fmt.Sprint(r.Caller.PacketsLost) })
 	add("RTP packets lost, MN1 -> MN2", func(r *demo.Result) string { return fmt.Sprint(r.Callee.PacketsLost) })
-	gaps := func(r *demo.Result, f func(demo.Handover) float64) string {
+	perMove := func(r *demo.Result, f func(demo.Handover) float64) string {
 		var xs []float64
 		for _, h := range r.Handovers {
 			xs = append(xs, f(h))
@@ -54,13 +54,13 @@ func CompareHandovers(bbm, mbb *Report) *HandoverComparison {
 		return msSpread(xs)
 	}
 	add("media gap at a move, MN2 -> MN1", func(r *demo.Result) string {
-		return gaps(r, func(h demo.Handover) float64 { return h.GapToMN1 })
+		return perMove(r, func(h demo.Handover) float64 { return h.GapToMN1 })
 	})
 	add("media gap at a move, MN1 -> MN2", func(r *demo.Result) string {
-		return gaps(r, func(h demo.Handover) float64 { return h.GapToMN2 })
+		return perMove(r, func(h demo.Handover) float64 { return h.GapToMN2 })
 	})
 	add("move started to traffic moved", func(r *demo.Result) string {
-		return gaps(r, func(h demo.Handover) float64 { return h.AttachMs })
+		return perMove(r, func(h demo.Handover) float64 { return h.AttachMs })
 	})
 	add("signalling in the handover phases", func(r *demo.Result) string {
 		p := r.Phase(demo.PhaseHandover)
