@@ -333,20 +333,25 @@ func (h *Host) Attach(link string) error {
 
 // solicitRouter sends a Router Solicitation and schedules the next one until
 // an advertisement arrives: quickly at first, then every 2 s.
-func (h *Host) solicitRouter() {
+func (h *Host) solicitRouter() { h.solicit(&h.cur, &h.rsCount, &h.rsTimer, h.solicitRouter) }
+
+// solicit sends a Router Solicitation on the link in which (the current
+// one, or the one being prepared) until it is attached there, each after
+// the one before by rsBackoff; count and timer are that link's.
+func (h *Host) solicit(which *atomic.Pointer[hostState], count *int, timer *clock.Timer, again func()) {
 	if h.run.closing.Load() {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := h.cur.Load()
+	s := which.Load()
 	if s == nil || s.att != nil {
 		return
 	}
 	h.m.Add("nd.rs.out", 1)
 	sent := h.sendFrame(s, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
-	h.rsCount++
-	h.rsTimer = h.clk.AfterFunc(h.rsBackoff(h.rsCount, sent), h.solicitRouter)
+	*count++
+	*timer = h.clk.AfterFunc(h.rsBackoff(*count, sent), again)
 }
 
 // rsBackoff is the wait before Router Solicitation number count+1. A
@@ -575,21 +580,7 @@ func (h *Host) cancelPreparationLocked() {
 }
 
 // solicitNext solicits the router of the link being prepared.
-func (h *Host) solicitNext() {
-	if h.run.closing.Load() {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.next.Load()
-	if s == nil || s.att != nil {
-		return
-	}
-	h.m.Add("nd.rs.out", 1)
-	sent := h.sendFrame(s, h.ctl.rs(LinkLocal(h.cfg.Name, s.link.Name), h.ll))
-	h.nextCount++
-	h.nextRS = h.clk.AfterFunc(h.rsBackoff(h.nextCount, sent), h.solicitNext)
-}
+func (h *Host) solicitNext() { h.solicit(&h.next, &h.nextCount, &h.nextRS, h.solicitNext) }
 
 // Commit makes the prepared link the current one: what the host sends goes
 // there from now on, and the link it leaves is still heard for LeaveGrace,
