@@ -27,7 +27,7 @@ func startFig4(t *testing.T, o Options) *Lab {
 	return startTopo(t, topo, o)
 }
 
-func startTopo(t *testing.T, topo *config.Topology, o Options) *Lab {
+func startTopo(t testing.TB, topo *config.Topology, o Options) *Lab {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

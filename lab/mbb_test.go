@@ -17,7 +17,7 @@ import (
 
 // callMN2 has MN1 call MN2 once both are registered, and waits until MN1
 // has received n packets of media.
-func callMN2(ctx context.Context, t *testing.T, l *Lab, n uint64) *softphone.Call {
+func callMN2(ctx context.Context, t testing.TB, l *Lab, n uint64) *softphone.Call {
 	t.Helper()
 	waitCounter(t, l, "mn1", "sip.registered", 1, 10*time.Second)
 	waitCounter(t, l, "mn2", "sip.registered", 1, 10*time.Second)
@@ -38,7 +38,7 @@ func movesDuringCall(t *testing.T, scheme config.Scheme, beforeBreak bool) (mn1,
 }
 
 // movesDuringCallOn is movesDuringCall on a lab already started.
-func movesDuringCallOn(t *testing.T, l *Lab, scheme config.Scheme, beforeBreak bool, moves int) (mn1, mn2 softphone.Report) {
+func movesDuringCallOn(t testing.TB, l *Lab, scheme config.Scheme, beforeBreak bool, moves int) (mn1, mn2 softphone.Report) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

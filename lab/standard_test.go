@@ -14,7 +14,7 @@ import (
 	"github.com/ha2r/mip6testbed/overlay"
 )
 
-func startFig4Scheme(t *testing.T, scheme config.Scheme, o Options) *Lab {
+func startFig4Scheme(t testing.TB, scheme config.Scheme, o Options) *Lab {
 	t.Helper()
 	topo, err := config.Load("../examples/fig4.yaml")
 	if err != nil {
@@ -25,7 +25,7 @@ func startFig4Scheme(t *testing.T, scheme config.Scheme, o Options) *Lab {
 }
 
 // waitCounter waits until a node's counter reaches at least want.
-func waitCounter(t *testing.T, l *Lab, node, counter string, want uint64, limit time.Duration) {
+func waitCounter(t testing.TB, l *Lab, node, counter string, want uint64, limit time.Duration) {
 	t.Helper()
 	testenv.WaitFor(t, limit, fmt.Sprintf("%s's %s to reach %d", node, counter, want), func() bool {
 		return l.Node(node).Metrics.Get(counter) >= want
