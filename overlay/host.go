@@ -440,33 +440,47 @@ func (h *Host) sendFrame(s *hostState, pkt []byte) bool {
 }
 
 // Send sends a packet the host (its mobility engine) originates, as it is,
-// to the current router, or to the router of the link being prepared when
-// its source is the address formed there, or to the router of the link
-// the last Commit left, still heard, when its source is the address there
-// (a bicast copy). It reports false when the host is not attached.
+// by the link whose address is its source (linkFor), else by the current
+// one. It reports false when the host is not attached.
 func (h *Host) Send(pkt []byte) bool {
-	s := h.cur.Load()
-	if s == nil || s.att == nil {
+	next, cur, prev := h.attachments()
+	if cur == nil || cur.att == nil {
 		h.c.dropped(DropNotAttached, 1)
 		return false
 	}
+	s := cur
 	if len(pkt) >= ip6.HeaderLen {
-		src := ip6.Header(pkt).Src()
-		if p := h.prev.Load(); p != nil && p.att != nil && p.att.Address == src && src != s.att.Address {
-			s = p
-		} else {
-			s = linkFor(src, s, h.next.Load())
-		}
+		s = linkFor(ip6.Header(pkt).Src(), cur, next, prev)
 	}
 	return h.sendFrame(s, pkt)
 }
 
-// linkFor picks the link a packet from src leaves by: next, the link being
-// prepared, for its own address (a router drops a source that is not on
-// its link), else cur.
-func linkFor(src netip.Addr, cur, next *hostState) *hostState {
-	if next != nil && next.att != nil && next.att.Address == src {
+// attachments reads the link being prepared, the current one and the one the
+// last Commit left, in the reverse of the order Commit writes them (prev,
+// cur, then next): however a Commit interleaves, the links read include
+// the one whose address a packet carries, old or new. Read the other way,
+// a batch could hold the old current link and no prepared one, and send
+// the new address's packets by the old link, whose router drops them
+// (seen: dozens of TCP segments per ten moves).
+func (h *Host) attachments() (next, cur, prev *hostState) {
+	next = h.next.Load()
+	cur = h.cur.Load()
+	prev = h.prev.Load()
+	return next, cur, prev
+}
+
+// linkFor picks the link a packet from src leaves by: the one whose
+// address src is (a router drops a source that is not on its link),
+// among the link being prepared, the current one and the one left (its
+// grace), else cur.
+func linkFor(src netip.Addr, cur, next, prev *hostState) *hostState {
+	switch {
+	case next != nil && next.att != nil && next.att.Address == src:
 		return next
+	case cur.att.Address == src:
+		return cur
+	case prev != nil && prev.att != nil && prev.att.Address == src:
+		return prev
 	}
 	return cur
 }

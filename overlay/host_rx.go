@@ -203,14 +203,13 @@ func (h *Host) manageAddress(cur *Attachment) {
 
 // tunBatch carries a batch of applications' packets to the current router.
 func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
-	s := h.cur.Load()
+	next, s, prev := h.attachments()
 	if s == nil || s.att == nil {
 		h.c.dropped(DropNotAttached, n)
 		return
 	}
 	fh := FrameHeader{Type: FrameTypePacket, LinkID: s.link.ID, Src: h.ll, Epoch: s.epoch}
 	hb := h.hook.Load()
-	next := h.next.Load() // a prepared link, whose address's packets go by it
 	var now time.Time
 	if h.tap.Tapping() {
 		now = h.clk.Now()
@@ -231,7 +230,7 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 		if hb != nil && hb.h.Outbound(p) == Consumed {
 			continue
 		}
-		ls := linkFor(p.Header().Src(), s, next)
+		ls := linkFor(p.Header().Src(), s, next, prev)
 		if ls.att.MTU > 0 && p.Len > ls.att.MTU {
 			// Tell the local stack, as a kernel would for its own link.
 			h.c.dropped(DropTooBig, 1)
@@ -241,7 +240,7 @@ func (h *Host) tunBatch(st *hostTx, bufs [][]byte, sizes []int, n int) {
 			continue
 		}
 		if ls != s {
-			// From the address of the link being prepared: by that link.
+			// From the address of another link (prepared, or left): by it.
 			h.sendFrame(ls, p.Data())
 			continue
 		}

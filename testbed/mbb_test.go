@@ -90,6 +90,13 @@ func TestKernelMakeBeforeBreak(t *testing.T) {
 	if timeouts != 0 {
 		t.Errorf("the TCP stream had %d retransmission timeouts across make-before-break moves", timeouts)
 	}
+	// A packet sent by the wrong link at the switch is dropped by that
+	// link's router (ingress filtering): none may be.
+	for _, r := range []string{"ar1", "ar1p"} {
+		if st, err := b.status(r); err != nil || st.Counters["drop.ingress"] != 0 {
+			t.Errorf("%s dropped %d of mn1's packets as from another link's address (%v)", r, st.Counters["drop.ingress"], err)
+		}
+	}
 
 	// 3. A call across ten more. The callee's loss is read from its
 	// status while the call still runs (by RTP sequence numbers, so what
