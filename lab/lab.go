@@ -87,7 +87,7 @@ func Start(ctx context.Context, topo *config.Topology, o Options) (*Lab, error) 
 	binds := map[string]*openedBind{}
 	endpoints := map[string]netip.AddrPort{}
 	for _, nc := range topo.Nodes {
-		sb := overlay.NewStdBind()
+		sb := overlay.NewUDPBind()
 		fns, port, err := sb.Open(0)
 		if err != nil {
 			l.Close()
@@ -178,7 +178,7 @@ func (l *Lab) Restart(ctx context.Context, name string, keepState bool) error {
 	if !keepState {
 		l.stores[name] = &state.Memories{}
 	}
-	sb := overlay.NewStdBind()
+	sb := overlay.NewUDPBind()
 	fns, actual, err := sb.Open(port)
 	if err != nil {
 		return fmt.Errorf("lab: reopening %s's underlay port %d: %w", name, port, err)

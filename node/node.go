@@ -118,7 +118,7 @@ func New(topo *config.Topology, name string, o Options) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.bind = o.Bind
 	if n.bind == nil {
-		n.bind = overlay.NewStdBind()
+		n.bind = overlay.NewUDPBind()
 	}
 	var err error
 	if n.bind, err = n.secureUnderlay(n.bind); err != nil {

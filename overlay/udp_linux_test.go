@@ -1,0 +1,283 @@
+//go:build linux
+
+package overlay
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// datagram i of a test batch: its index in the first two bytes, then a
+// pattern, so that a datagram split or gathered wrongly shows.
+func testDatagram(i, size int) []byte {
+	b := make([]byte, size)
+	for j := range b {
+		b[j] = byte(i*7 + j)
+	}
+	if size >= 2 {
+		b[0], b[1] = byte(i>>8), byte(i)
+	}
+	return b
+}
+
+// TestUDPBindRoundTrip sends batches that make GSO runs (equal sizes, a
+// shorter last one, more than a run can hold, a size change) and lone
+// datagrams over loopback, on IPv4, IPv4-mapped and IPv6, and checks that
+// every datagram arrives whole, once, from the sender's port.
+func TestUDPBindRoundTrip(t *testing.T) {
+	a, b := NewUDPBind(), NewUDPBind()
+	_, portA, err := a.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	fns, portB, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	var sizes []int
+	for range 70 { // more than one run of udpMaxSegments
+		sizes = append(sizes, 1200)
+	}
+	sizes = append(sizes, 500, 1200, 1200, 1, 300, 300, 0, 1400)
+	for _, dst := range []string{"127.0.0.1", "::ffff:127.0.0.1", "::1"} {
+		t.Run(dst, func(t *testing.T) {
+			to := netip.AddrPortFrom(netip.MustParseAddr(dst), portB)
+			want := map[int][]byte{}
+			var bufs [][]byte
+			for i, s := range sizes {
+				d := testDatagram(i, s)
+				bufs = append(bufs, d)
+				if s >= 2 {
+					want[i] = d
+				}
+			}
+			if err := a.Send(bufs, to); err != nil {
+				t.Fatal(err)
+			}
+			fn := fns[0]
+			if to.Addr().Unmap().Is6() {
+				fn = fns[1]
+			}
+			got, short := receiveAll(t, b, fn, len(want), len(sizes)-len(want))
+			if short != len(sizes)-len(want) {
+				t.Errorf("got %d datagrams shorter than 2 bytes, sent %d", short, len(sizes)-len(want))
+			}
+			for i, w := range want {
+				g, ok := got[i]
+				if !ok {
+					t.Errorf("datagram %d (%d bytes) did not arrive", i, len(w))
+					continue
+				}
+				if !bytes.Equal(g.data, w) {
+					t.Errorf("datagram %d: got %d bytes %x..., want %d bytes %x...", i, len(g.data), g.data[:min(8, len(g.data))], len(w), w[:min(8, len(w))])
+				}
+				if g.from.Port() != portA || !g.from.Addr().IsLoopback() {
+					t.Errorf("datagram %d from %s, want loopback port %d", i, g.from, portA)
+				}
+			}
+		})
+	}
+}
+
+type received struct {
+	data []byte
+	from netip.AddrPort
+}
+
+// receiveAll reads until it has long datagrams (keyed by their index) and
+// short ones; a bind that loses one fails the test after 10 s rather than
+// hang it.
+func receiveAll(t *testing.T, b Bind, fn ReceiveFunc, long, short int) (map[int]received, int) {
+	t.Helper()
+	timer := time.AfterFunc(10*time.Second, func() { b.Close() })
+	defer timer.Stop()
+	bufs := make([][]byte, b.BatchSize())
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxDatagram)
+	}
+	sizes := make([]int, len(bufs))
+	from := make([]netip.AddrPort, len(bufs))
+	got := map[int]received{}
+	shorts := 0
+	for len(got) < long || shorts < short {
+		n, err := fn(bufs, sizes, from)
+		if err != nil {
+			t.Fatalf("receive after %d of %d datagrams: %v", len(got)+shorts, long+short, err)
+		}
+		for i := range n {
+			if sizes[i] < 2 {
+				shorts++
+				continue
+			}
+			idx := int(bufs[i][0])<<8 | int(bufs[i][1])
+			if _, dup := got[idx]; dup {
+				t.Errorf("datagram %d arrived twice", idx)
+			}
+			got[idx] = received{bytes.Clone(bufs[i][:sizes[i]]), from[i]}
+		}
+	}
+	return got, shorts
+}
+
+// TestSendRunsGroupEqualSizes checks the GSO grouping rule: a run is
+// datagrams of one size, the last may be shorter and ends it, at most
+// udpMaxSegments and maxUDPPayload bytes; without GSO every datagram is a
+// message.
+func TestSendRunsGroupEqualSizes(t *testing.T) {
+	mk := func(sizes ...int) [][]byte {
+		var out [][]byte
+		for _, s := range sizes {
+			out = append(out, make([]byte, s))
+		}
+		return out
+	}
+	rep := func(n, size int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = size
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+		gso   bool
+		want  []int // datagrams per message
+	}{
+		{"equal", rep(5, 1000), true, []int{5}},
+		{"shorter last ends the run", []int{1000, 1000, 400, 1000}, true, []int{3, 1}},
+		{"longer starts a run", []int{400, 1000, 1000}, true, []int{1, 2}},
+		{"segment limit", rep(udpMaxSegments+3, 100), true, []int{udpMaxSegments, 3}},
+		{"payload limit", rep(50, 1400), true, []int{46, 4}},
+		{"empty datagram alone", []int{100, 0, 0, 100}, true, []int{1, 1, 1, 1}},
+		{"no gso", []int{100, 100, 100}, false, []int{1, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newMmsgHeaders(udpBatch, udpBatch, 1)
+			bufs := mk(tc.sizes...)
+			n := h.runs(bufs, tc.gso, false)
+			var got []int
+			total := 0
+			for i := range n {
+				c := int(h.hdrs[i].Hdr.Iovlen)
+				got = append(got, c)
+				if c > 1 {
+					seg := segmentSizeOf(t, h, i, unix.UDP_SEGMENT)
+					if seg != tc.sizes[total] {
+						t.Errorf("message %d: segment size %d, want %d", i, seg, tc.sizes[total])
+					}
+				} else if h.hdrs[i].Hdr.Controllen != 0 {
+					t.Errorf("message %d of one datagram carries a control message", i)
+				}
+				total += c
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("runs %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// segmentSizeOf reads message i's control message of type typ.
+func segmentSizeOf(t *testing.T, h *mmsgHeaders, i int, typ int32) int {
+	t.Helper()
+	c := h.control[i*segmentControl : (i+1)*segmentControl]
+	hd := (*unix.Cmsghdr)(ptr(c))
+	if hd.Level != unix.SOL_UDP || hd.Type != typ {
+		t.Fatalf("message %d: control message level %d type %d", i, hd.Level, hd.Type)
+	}
+	return int(c[unix.CmsgLen(0)]) | int(c[unix.CmsgLen(0)+1])<<8
+}
+
+// TestSplitRunsNeverOverwritesUnread gives splitRuns GRO reads as the
+// kernel leaves them (runs in the last buffers) and checks what comes out,
+// including a run too long for the buffers, which must be cut rather than
+// spill over a datagram not yet split.
+func TestSplitRunsNeverOverwritesUnread(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		nbufs  int
+		reads  [][2]int // per datagram read: total size, segment size (0: none)
+		splits []int    // sizes delivered
+	}{
+		{"two runs", 128, [][2]int{{3000, 1000}, {2500, 1000}}, []int{1000, 1000, 1000, 1000, 1000, 500}},
+		{"lone and run", 128, [][2]int{{700, 0}, {2000, 1000}}, []int{700, 1000, 1000}},
+		{"segment not smaller", 128, [][2]int{{700, 700}}, []int{700}},
+		{"run longer than the buffers", 4, [][2]int{{6000, 1000}}, []int{1000, 1000, 1000, 1000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newMmsgHeaders(udpBatch, udpBatch, udpBatch)
+			bufs := make([][]byte, tc.nbufs)
+			for i := range bufs {
+				bufs[i] = make([]byte, MaxDatagram)
+			}
+			first := tc.nbufs - len(tc.reads)
+			var want [][]byte
+			for i, r := range tc.reads {
+				size, seg := r[0], r[1]
+				d := testDatagram(i, size)
+				copy(bufs[first+i], d)
+				h.hdrs[i].Len = uint32(size)
+				h.names[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: [16]byte{15: 1}}
+				h.hdrs[i].Hdr.SetControllen(0)
+				if seg > 0 {
+					c := h.control[i*segmentControl : (i+1)*segmentControl]
+					putSegmentSize(c, seg)
+					(*unix.Cmsghdr)(ptr(c)).Type = unix.UDP_GRO
+					h.hdrs[i].Hdr.SetControllen(segmentControl)
+				} else {
+					seg = size
+				}
+				for s := 0; s < size; s += seg {
+					want = append(want, d[s:min(s+seg, size)])
+				}
+			}
+			sizes := make([]int, tc.nbufs)
+			from := make([]netip.AddrPort, tc.nbufs)
+			n := splitRuns(h, bufs, sizes, from, first, len(tc.reads))
+			if n != len(tc.splits) {
+				t.Fatalf("%d datagrams out, want %d", n, len(tc.splits))
+			}
+			for i := range n {
+				if sizes[i] != tc.splits[i] || !bytes.Equal(bufs[i][:sizes[i]], want[i]) {
+					t.Errorf("datagram %d: %d bytes, want %d (content equal: %v)", i, sizes[i], tc.splits[i], bytes.Equal(bufs[i][:sizes[i]], want[i]))
+				}
+				if from[i] != netip.MustParseAddrPort("[::1]:0") {
+					t.Errorf("datagram %d from %s", i, from[i])
+				}
+			}
+		})
+	}
+}
+
+// TestSegmentSizeReadsHostileControl: control bytes the kernel never writes
+// (lengths too short, too long, overflowing) give 0, not a panic.
+func TestSegmentSizeReadsHostileControl(t *testing.T) {
+	seed := time.Now().UnixNano()
+	r := rand.New(rand.NewPCG(uint64(seed), 0))
+	buf := make([]byte, 64)
+	for range 100000 {
+		n := r.IntN(len(buf))
+		for i := range n {
+			buf[i] = byte(r.Uint32())
+		}
+		if r.IntN(2) == 0 && n >= unix.SizeofCmsghdr {
+			(*unix.Cmsghdr)(ptr(buf)).SetLen(r.IntN(n + 1))
+		}
+		if g := segmentSize(buf[:n]); g < 0 || g > 0xffff {
+			t.Fatalf("seed %d: segment size %d", seed, g)
+		}
+	}
+}
+
+func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
