@@ -99,7 +99,7 @@ tcp() {
 	iperf_server "$sns" "$srv"
 	ip netns exec "$cns" ping -6 -c 5 -i 0.2 -q "$srv" >/dev/null
 	local c0; c0=$(cpu_ticks "$@")
-	local out; out=$(ip netns exec "$cns" iperf3 -c "$srv" -p 5201 -t "$DUR" -J)
+	local out; out=$(ip netns exec "$cns" timeout $((DUR + 30)) iperf3 -c "$srv" -p 5201 -t "$DUR" -J)
 	local c1; c1=$(cpu_ticks "$@")
 	local bps; bps=$(echo "$out" | sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | head -1)
 	local rtt; rtt=$(ip netns exec "$cns" ping -6 -c 200 -i 0.01 -q "$srv" | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p')
@@ -113,7 +113,7 @@ tcp() {
 udp() {
 	local name=$1 cns=$2 sns=$3 srv=$4 len=$5
 	iperf_server "$sns" "$srv"
-	local out; out=$(ip netns exec "$cns" iperf3 -c "$srv" -p 5201 -u -b 0 -l "$len" -t "$DUR" -J)
+	local out; out=$(ip netns exec "$cns" timeout $((DUR + 30)) iperf3 -c "$srv" -p 5201 -u -b 0 -l "$len" -t "$DUR" -J)
 	echo "$out" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
