@@ -1,5 +1,6 @@
 // Package overlay is the virtual network: the frame that carries IPv6 in UDP
-// between hosts (frame.go), the underlay bind (bind.go), access links with
+// between hosts (frame.go), the underlay bind (bind.go; on Linux UDPBind,
+// udp_linux.go: recvmmsg/sendmmsg with UDP GSO and GRO), access links with
 // neighbour discovery (link.go, nd.go), the router that forwards between
 // links and across the backbone (router.go, forward.go, router_nd.go), and
 // the host that attaches to one link at a time, or to a second one while a

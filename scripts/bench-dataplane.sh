@@ -93,7 +93,9 @@ iperf_server() {
 	exit 1
 }
 
-# tcp NAME CLIENT-NS SERVER-NS SERVER PID...: prints "name gbps cpu_s rtt_ms"
+# tcp NAME CLIENT-NS SERVER-NS SERVER PID...: prints "name gbps cpu_s rtt_ms
+# retransmits" (segments TCP sent again: a run whose throughput falls short
+# with CPU to spare shows them)
 tcp() {
 	local name=$1 cns=$2 sns=$3 srv=$4; shift 4
 	iperf_server "$sns" "$srv"
@@ -102,9 +104,10 @@ tcp() {
 	local out; out=$(ip netns exec "$cns" timeout $((DUR + 30)) iperf3 -c "$srv" -p 5201 -t "$DUR" -J)
 	local c1; c1=$(cpu_ticks "$@")
 	local bps; bps=$(echo "$out" | sed -n '/"sum_received"/,/}/s/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | head -1)
+	local retr; retr=$(echo "$out" | sed -n '/"sum_sent"/,/}/s/.*"retransmits":[[:space:]]*\([0-9]*\).*/\1/p' | head -1)
 	local rtt; rtt=$(ip netns exec "$cns" ping -6 -c 200 -i 0.01 -q "$srv" | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p')
 	local cpu; cpu=$(awk -v a="$c0" -v b="$c1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
-	awk -v n="$name" -v b="$bps" -v c="$cpu" -v r="$rtt" 'BEGIN{printf "%s %.3f %s %s\n", n, b/1e9, c, r}'
+	awk -v n="$name" -v b="$bps" -v c="$cpu" -v r="$rtt" -v x="${retr:-0}" 'BEGIN{printf "%s %.3f %s %s %s\n", n, b/1e9, c, r, x}'
 }
 
 # udp NAME CLIENT-NS SERVER-NS SERVER LEN: offers UDP datagrams of LEN
@@ -271,13 +274,13 @@ rc1=$(cpu_ticks "$(child "$LR")")
 ROUTER_CPU=$(awk -v a="$rc0" -v b="$rc1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
 
 # --- report ---
-read -r _ og oc or <<<"$OURS"
-read -r _ wgg wc wr <<<"$WG"
+read -r _ og oc or _ <<<"$OURS"
+read -r _ wgg wc wr _ <<<"$WG"
 printf "\nTwo nodes, one veth (%s s each); overlay: encrypted (AES-256-GCM), overlay-clear: without underlay security\n" "$DUR"
-printf "%-14s %10s %12s %14s %10s\n" "TCP" "Gbit/s" "CPU s" "Gbit per CPU s" "RTT ms"
+printf "%-14s %10s %12s %14s %10s %12s\n" "TCP" "Gbit/s" "CPU s" "Gbit per CPU s" "RTT ms" "retransmits"
 for line in "$OURS" "$WG" "$CLEAR"; do
-	read -r n g c r <<<"$line"
-	printf "%-14s %10.2f %12.2f %14.2f %10.3f\n" "$n" "$g" "$c" "$(awk -v g="$g" -v c="$c" -v d="$DUR" 'BEGIN{print (c>0)? g*d/c : 0}')" "$r"
+	read -r n g c r x <<<"$line"
+	printf "%-14s %10.2f %12.2f %14.2f %10.3f %12s\n" "$n" "$g" "$c" "$(awk -v g="$g" -v c="$c" -v d="$DUR" 'BEGIN{print (c>0)? g*d/c : 0}')" "$r" "$x"
 done
 printf "%-14s %10s %14s %16s %8s\n" "UDP" "payload" "offered pkt/s" "delivered pkt/s" "loss %"
 for line in "$OURS_U64" "$WG_U64" "$CLEAR_U64" "$OURS_U1200" "$WG_U1200" "$CLEAR_U1200"; do
@@ -296,7 +299,7 @@ echo "  UDP delivered packets/s x$RATIO_U64 (64 B), x$RATIO_U1200 (1200 B)"
 read -r _ cg cc _ <<<"$CLEAR"
 echo "10,000 forged messages a second: the encrypted r1 used ${FORGE_ENC} % of a core (dropped $FORGED_ENC), r1 in clear ${FORGE_CLEAR} % (dropped $FORGED_CLEAR)"
 echo "encrypted / in clear: TCP throughput x$(awk -v a="$og" -v b="$cg" 'BEGIN{printf "%.2f", a/b}'), per CPU-second x$(awk -v a="$og" -v ac="$oc" -v b="$cg" -v bc="$cc" 'BEGIN{printf "%.2f", (a/ac)/(b/bc)}')"
-read -r _ lg _ lr <<<"$LINE_TCP"
+read -r _ lg _ lr _ <<<"$LINE_TCP"
 read -r _ _ _ l64 l64loss <<<"$LINE_U64"
 read -r _ _ _ l1200 l1200loss <<<"$LINE_U1200"
 printf "\nLine h1 - r1 - h2, the router without a TUN: TCP %.2f Gbit/s (RTT %s ms); UDP forwarded %s pkt/s at 64 B (loss %s %%), %s pkt/s at 1200 B (loss %s %%); the router used %s CPU s over the three runs\n" \
