@@ -3,11 +3,14 @@
 # kernel TUNs in network namespaces:
 #
 #  1. two nodes (examples/two-node.yaml, with key pairs from node init: the
-#     underlay encrypted) in two namespaces joined by one veth, then
-#     wireguard-go on the same veth, then the two nodes in clear: single-stream TCP
-#     throughput (iperf3), the CPU time the two processes spend, ping RTT,
-#     and UDP with 64- and 1200-byte payloads offered as fast as iperf3 can
-#     send (-b 0): packets per second delivered and the loss;
+#     underlay encrypted) in two namespaces joined by one veth, and
+#     wireguard-go on the same veth, both up at once: single-stream TCP
+#     throughput (iperf3), the CPU time the two processes spend and ping RTT,
+#     measured in --rounds rounds that alternate which goes first (the
+#     machine's load drifts; one run each is not a comparison), reported per
+#     round and as the median of the rounds' ratios; then UDP with 64- and
+#     1200-byte payloads offered as fast as iperf3 can send (-b 0): packets
+#     per second delivered and the loss; then the two nodes in clear;
 #  2. a line of three (examples/line.yaml): host, router, host, each in its
 #     namespace, the router with no TUN at all: the router's forwarding rate
 #     in packets per second, UDP 64 B and 1200 B, and TCP throughput.
@@ -15,19 +18,21 @@
 # Needs root, iperf3, ping, wg (wireguard-tools) and Go (to build node and
 # wireguard-go).
 #
-# Usage: sudo scripts/bench-dataplane.sh [--duration SECONDS] [--json FILE]
+# Usage: sudo scripts/bench-dataplane.sh [--duration SECONDS] [--rounds N] [--json FILE]
 # PROFILE_DIR=DIR also writes the two nodes' CPU profiles there.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/find-go.sh"
 DUR=10
+ROUNDS=3
 JSON=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--duration) DUR=$2; shift 2 ;;
+		--rounds) ROUNDS=$2; shift 2 ;;
 		--json) JSON=$2; shift 2 ;;
-		*) echo "usage: $0 [--duration SECONDS] [--json FILE]" >&2; exit 2 ;;
+		*) echo "usage: $0 [--duration SECONDS] [--rounds N] [--json FILE]" >&2; exit 2 ;;
 	esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench-dataplane: needs root (namespaces, TUN)" >&2; exit 1; }
@@ -150,24 +155,70 @@ mkdir -p "$WORK/two" "$WORK/line"
 "$WORK/node" init --template two-node "$WORK/two/two-node.yaml" >/dev/null
 "$WORK/node" init --template line "$WORK/line/line.yaml" >/dev/null
 
-# --- 1. ours: router r1 (with its own stack) in A, host h1 in B ---
-two_nodes() { # TOPOLOGY LABEL: sets RESULT_TCP, RESULT_U64, RESULT_U1200
-	local topo=$1 label=$2
-	R1=$(start_node "$A" r1 "$topo" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1-$label.pprof"})
+# --- 1. wireguard-go and ours on the same veth, TCP in alternating rounds ---
+umask 077
+wg genkey >"$WORK/ka"; wg pubkey <"$WORK/ka" >"$WORK/pa"
+wg genkey >"$WORK/kb"; wg pubkey <"$WORK/kb" >"$WORK/pb"
+# The UAPI sockets live in the shared /var/run/wireguard, so the two
+# interfaces need different names.
+for side in a b; do
+	ns=$A; [ "$side" = b ] && ns=$B
+	ip netns exec "$ns" "$WORK/wireguard" -f "wg$side" >"$WORK/wg-$side.log" 2>&1 &
+	PIDS+=($!)
+done
+for side in a b; do
+	for _ in $(seq 1 100); do [ -S "/var/run/wireguard/wg$side.sock" ] && break; sleep 0.05; done
+done
+ip netns exec "$A" wg set wga listen-port 51820 private-key "$WORK/ka" peer "$(cat "$WORK/pb")" allowed-ips fd00::2/128 endpoint 10.98.0.2:51820
+ip netns exec "$B" wg set wgb listen-port 51820 private-key "$WORK/kb" peer "$(cat "$WORK/pa")" allowed-ips fd00::1/128 endpoint 10.98.0.1:51820
+ip -n "$A" -6 addr add fd00::1/64 dev wga nodad
+ip -n "$B" -6 addr add fd00::2/64 dev wgb nodad
+ip -n "$A" link set wga up
+ip -n "$B" link set wgb up
+WGPIDS=$(for p in "${PIDS[@]}"; do pgrep -P "$p" wireguard || echo "$p"; done)
+WGPIDS=$(for p in "${PIDS[@]}"; do pgrep -P "$p" wireguard || echo "$p"; done)
+WG_STARTED=("${PIDS[@]}")
+
+# ours: router r1 (with its own stack) in A, host h1 in B
+start_pair() { # TOPOLOGY LABEL: sets R1 and H1
+	R1=$(start_node "$A" r1 "$1" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1-$2.pprof"})
 	PIDS+=("$R1")
-	H1=$(start_node "$B" h1 "$topo" mip6b1 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/h1-$label.pprof"})
+	H1=$(start_node "$B" h1 "$1" mip6b1 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/h1-$2.pprof"})
 	PIDS+=("$H1")
 	wait_attached h1
-	RESULT_TCP=$(tcp "$label" "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")
-	RESULT_U64=$(udp "$label" "$B" "$A" 2001:db8:100::1 64)
-	RESULT_U1200=$(udp "$label" "$B" "$A" 2001:db8:100::1 1200)
-	kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
-	PIDS=()
 }
-two_nodes "$WORK/two/two-node.yaml" overlay
-OURS=$RESULT_TCP OURS_U64=$RESULT_U64 OURS_U1200=$RESULT_U1200
-two_nodes "$ROOT/examples/two-node.yaml" overlay-clear
-CLEAR=$RESULT_TCP CLEAR_U64=$RESULT_U64 CLEAR_U1200=$RESULT_U1200
+stop_pair() {
+	kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
+	PIDS=("${WG_STARTED[@]}")
+}
+start_pair "$WORK/two/two-node.yaml" overlay
+OURS_R=() WG_R=()
+for r in $(seq 1 "$ROUNDS"); do
+	if [ $((r % 2)) = 1 ]; then
+		OURS_R+=("$(tcp overlay "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")")
+		# shellcheck disable=SC2086
+		WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)")
+	else
+		# shellcheck disable=SC2086
+		WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)")
+		OURS_R+=("$(tcp overlay "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")")
+	fi
+done
+OURS_U64=$(udp overlay "$B" "$A" 2001:db8:100::1 64)
+OURS_U1200=$(udp overlay "$B" "$A" 2001:db8:100::1 1200)
+WG_U64=$(udp wireguard-go "$B" "$A" fd00::1 64)
+WG_U1200=$(udp wireguard-go "$B" "$A" fd00::1 1200)
+stop_pair
+for p in "${WG_STARTED[@]}"; do kill "$p" 2>/dev/null || true; done
+WG_STARTED=()
+PIDS=()
+
+# ours in clear, once: what the encryption costs
+start_pair "$ROOT/examples/two-node.yaml" overlay-clear
+CLEAR=$(tcp overlay-clear "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")
+CLEAR_U64=$(udp overlay-clear "$B" "$A" 2001:db8:100::1 64)
+CLEAR_U1200=$(udp overlay-clear "$B" "$A" 2001:db8:100::1 1200)
+stop_pair
 
 # --- forged messages: what 10,000 a second cost a router ---
 # From h1's namespace, python sends 10,000 datagrams a second to r1's
@@ -218,34 +269,6 @@ FORGE_ENC=$FORGE_BUSY FORGED_ENC=$FORGED
 forge "$ROOT/examples/two-node.yaml" clear
 FORGE_CLEAR=$FORGE_BUSY FORGED_CLEAR=$FORGED
 
-# --- 1. wireguard-go over the same veth ---
-umask 077
-wg genkey >"$WORK/ka"; wg pubkey <"$WORK/ka" >"$WORK/pa"
-wg genkey >"$WORK/kb"; wg pubkey <"$WORK/kb" >"$WORK/pb"
-# The UAPI sockets live in the shared /var/run/wireguard, so the two
-# interfaces need different names.
-for side in a b; do
-	ns=$A; [ "$side" = b ] && ns=$B
-	ip netns exec "$ns" "$WORK/wireguard" -f "wg$side" >"$WORK/wg-$side.log" 2>&1 &
-	PIDS+=($!)
-done
-for side in a b; do
-	for _ in $(seq 1 100); do [ -S "/var/run/wireguard/wg$side.sock" ] && break; sleep 0.05; done
-done
-ip netns exec "$A" wg set wga listen-port 51820 private-key "$WORK/ka" peer "$(cat "$WORK/pb")" allowed-ips fd00::2/128 endpoint 10.98.0.2:51820
-ip netns exec "$B" wg set wgb listen-port 51820 private-key "$WORK/kb" peer "$(cat "$WORK/pa")" allowed-ips fd00::1/128 endpoint 10.98.0.1:51820
-ip -n "$A" -6 addr add fd00::1/64 dev wga nodad
-ip -n "$B" -6 addr add fd00::2/64 dev wgb nodad
-ip -n "$A" link set wga up
-ip -n "$B" link set wgb up
-WGPIDS=$(for p in "${PIDS[@]}"; do pgrep -P "$p" wireguard || echo "$p"; done)
-# shellcheck disable=SC2086
-WG=$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)
-WG_U64=$(udp wireguard-go "$B" "$A" fd00::1 64)
-WG_U1200=$(udp wireguard-go "$B" "$A" fd00::1 1200)
-for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-PIDS=()
-
 # --- 2. the line: h1 in B, r1 in A (no TUN), h2 in C ---
 ip -n "$A" link del veth0
 ip link add va netns "$A" type veth peer name va netns "$B"
@@ -274,39 +297,72 @@ rc1=$(cpu_ticks "$(child "$LR")")
 ROUTER_CPU=$(awk -v a="$rc0" -v b="$rc1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)/t}')
 
 # --- report ---
-read -r _ og oc or _ <<<"$OURS"
-read -r _ wgg wc wr _ <<<"$WG"
-printf "\nTwo nodes, one veth (%s s each); overlay: encrypted (AES-256-GCM), overlay-clear: without underlay security\n" "$DUR"
-printf "%-14s %10s %12s %14s %10s %12s\n" "TCP" "Gbit/s" "CPU s" "Gbit per CPU s" "RTT ms" "retransmits"
-for line in "$OURS" "$WG" "$CLEAR"; do
-	read -r n g c r x <<<"$line"
-	printf "%-14s %10.2f %12.2f %14.2f %10.3f %12s\n" "$n" "$g" "$c" "$(awk -v g="$g" -v c="$c" -v d="$DUR" 'BEGIN{print (c>0)? g*d/c : 0}')" "$r" "$x"
-done
-printf "%-14s %10s %14s %16s %8s\n" "UDP" "payload" "offered pkt/s" "delivered pkt/s" "loss %"
-for line in "$OURS_U64" "$WG_U64" "$CLEAR_U64" "$OURS_U1200" "$WG_U1200" "$CLEAR_U1200"; do
-	read -r n l s d p <<<"$line"
-	printf "%-14s %10s %14s %16s %8s\n" "$n" "$l B" "$s" "$d" "$p"
-done
-RATIO_T=$(awk -v a="$og" -v b="$wgg" 'BEGIN{printf "%.2f", a/b}')
-RATIO_C=$(awk -v a="$og" -v ac="$oc" -v b="$wgg" -v bc="$wc" 'BEGIN{printf "%.2f", (a/ac)/(b/bc)}')
-RATIO_R=$(awk -v a="$or" -v b="$wr" 'BEGIN{printf "%.2f", a/b}')
-ratio_pps() { awk -v a="$(echo "$1" | awk '{print $4}')" -v b="$(echo "$2" | awk '{print $4}')" 'BEGIN{printf "%.2f", (b>0)? a/b : 0}'; }
-RATIO_U64=$(ratio_pps "$OURS_U64" "$WG_U64")
-RATIO_U1200=$(ratio_pps "$OURS_U1200" "$WG_U1200")
-echo
-echo "overlay / wireguard-go: TCP throughput x$RATIO_T, per CPU-second x$RATIO_C, RTT x$RATIO_R;"
-echo "  UDP delivered packets/s x$RATIO_U64 (64 B), x$RATIO_U1200 (1200 B)"
-read -r _ cg cc _ <<<"$CLEAR"
-echo "10,000 forged messages a second: the encrypted r1 used ${FORGE_ENC} % of a core (dropped $FORGED_ENC), r1 in clear ${FORGE_CLEAR} % (dropped $FORGED_CLEAR)"
-echo "encrypted / in clear: TCP throughput x$(awk -v a="$og" -v b="$cg" 'BEGIN{printf "%.2f", a/b}'), per CPU-second x$(awk -v a="$og" -v ac="$oc" -v b="$cg" -v bc="$cc" 'BEGIN{printf "%.2f", (a/ac)/(b/bc)}')"
-read -r _ lg _ lr _ <<<"$LINE_TCP"
-read -r _ _ _ l64 l64loss <<<"$LINE_U64"
-read -r _ _ _ l1200 l1200loss <<<"$LINE_U1200"
-printf "\nLine h1 - r1 - h2, the router without a TUN: TCP %.2f Gbit/s (RTT %s ms); UDP forwarded %s pkt/s at 64 B (loss %s %%), %s pkt/s at 1200 B (loss %s %%); the router used %s CPU s over the three runs\n" \
-	"$lg" "$lr" "$l64" "$l64loss" "$l1200" "$l1200loss" "$ROUTER_CPU"
-if [ -n "$JSON" ]; then
-	u() { echo "$1" | awk '{printf "{\"offered_pps\":%s,\"delivered_pps\":%s,\"loss_pct\":%s}", $3, $4, $5}'; }
-	printf '{"duration_s":%s,"overlay_encrypted":true,"overlay":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"wireguard_go":{"gbps":%s,"cpu_s":%s,"rtt_ms":%s,"udp64":%s,"udp1200":%s},"ratio_throughput":%s,"ratio_per_cpu":%s,"ratio_rtt":%s,"ratio_udp64_pps":%s,"ratio_udp1200_pps":%s,"forged_10k_per_s":{"encrypted_router_cpu_pct":%s,"clear_router_cpu_pct":%s,"dropped":%s},"line":{"tcp_gbps":%s,"udp64":%s,"udp1200":%s,"router_cpu_s":%s}}\n' \
-		"$DUR" "$og" "$oc" "$or" "$(u "$OURS_U64")" "$(u "$OURS_U1200")" "$wgg" "$wc" "$wr" "$(u "$WG_U64")" "$(u "$WG_U1200")" \
-		"$RATIO_T" "$RATIO_C" "$RATIO_R" "$RATIO_U64" "$RATIO_U1200" "$FORGE_ENC" "$FORGE_CLEAR" "$FORGED_ENC" "$lg" "$(u "$LINE_U64")" "$(u "$LINE_U1200")" "$ROUTER_CPU" >"$JSON"
-fi
+# Every result line goes to python in the environment: "name gbps cpu_s
+# rtt_ms retransmits" for TCP, "name len offered delivered loss" for UDP.
+export DUR ROUNDS JSON CLEAR OURS_U64 OURS_U1200 WG_U64 WG_U1200 CLEAR_U64 CLEAR_U1200 \
+	FORGE_ENC FORGE_CLEAR FORGED_ENC FORGED_CLEAR LINE_TCP LINE_U64 LINE_U1200 ROUTER_CPU
+OURS_ROUNDS=$(printf '%s\n' "${OURS_R[@]}") WG_ROUNDS=$(printf '%s\n' "${WG_R[@]}") python3 - <<'PY'
+import json, os, statistics
+
+e = os.environ
+dur = float(e["DUR"])
+def tcp(line):
+    n, g, c, r, x = line.split()
+    g, c, r = float(g), float(c), float(r)
+    return {"name": n, "gbps": g, "cpu_s": c, "gbit_per_cpu_s": g * dur / c if c else 0, "rtt_ms": r, "retransmits": int(x)}
+def udp(line):
+    n, l, s, d, p = line.split()
+    return {"name": n, "payload": int(l), "offered_pps": int(s), "delivered_pps": int(d), "loss_pct": float(p)}
+ours = [tcp(l) for l in e["OURS_ROUNDS"].splitlines()]
+wg = [tcp(l) for l in e["WG_ROUNDS"].splitlines()]
+clear = tcp(e["CLEAR"])
+rounds = []
+for o, w in zip(ours, wg):
+    rounds.append({"overlay": o, "wireguard_go": w,
+                   "ratio_throughput": o["gbps"] / w["gbps"],
+                   "ratio_per_cpu": o["gbit_per_cpu_s"] / w["gbit_per_cpu_s"],
+                   "ratio_rtt": o["rtt_ms"] / w["rtt_ms"]})
+med = {k: statistics.median(r[k] for r in rounds) for k in ("ratio_throughput", "ratio_per_cpu", "ratio_rtt")}
+rng = {k: (min(r[k] for r in rounds), max(r[k] for r in rounds)) for k in med}
+
+print(f"\nTwo nodes, one veth ({e['DUR']} s each); overlay: encrypted (AES-256-GCM), overlay-clear: without underlay security")
+print(f"{'TCP':<18} {'Gbit/s':>8} {'CPU s':>8} {'Gbit/CPU s':>11} {'RTT ms':>8} {'retrans':>8}   ratios: throughput, per CPU s, RTT")
+def row(label, t, extra=""):
+    print(f"{label:<18} {t['gbps']:8.2f} {t['cpu_s']:8.2f} {t['gbit_per_cpu_s']:11.2f} {t['rtt_ms']:8.3f} {t['retransmits']:8d}   {extra}")
+for i, r in enumerate(rounds, 1):
+    row(f"round {i} overlay", r["overlay"], f"x{r['ratio_throughput']:.2f}, x{r['ratio_per_cpu']:.2f}, x{r['ratio_rtt']:.2f}")
+    row(f"round {i} wg-go", r["wireguard_go"])
+row("overlay-clear", clear)
+print(f"{'UDP':<18} {'payload':>8} {'offered pkt/s':>14} {'delivered pkt/s':>16} {'loss %':>8}")
+u = {k: udp(e[k]) for k in ("OURS_U64", "WG_U64", "CLEAR_U64", "OURS_U1200", "WG_U1200", "CLEAR_U1200")}
+for k in ("OURS_U64", "WG_U64", "CLEAR_U64", "OURS_U1200", "WG_U1200", "CLEAR_U1200"):
+    x = u[k]
+    print(f"{x['name']:<18} {str(x['payload']) + ' B':>8} {x['offered_pps']:14d} {x['delivered_pps']:16d} {x['loss_pct']:8.2f}")
+def pps(a, b):
+    return u[a]["delivered_pps"] / u[b]["delivered_pps"] if u[b]["delivered_pps"] else 0
+print()
+print(f"overlay / wireguard-go, median of {len(rounds)} rounds (range): TCP throughput x{med['ratio_throughput']:.2f} "
+      f"({rng['ratio_throughput'][0]:.2f}-{rng['ratio_throughput'][1]:.2f}), per CPU-second x{med['ratio_per_cpu']:.2f} "
+      f"({rng['ratio_per_cpu'][0]:.2f}-{rng['ratio_per_cpu'][1]:.2f}), RTT x{med['ratio_rtt']:.2f} "
+      f"({rng['ratio_rtt'][0]:.2f}-{rng['ratio_rtt'][1]:.2f});")
+print(f"  UDP delivered packets/s x{pps('OURS_U64', 'WG_U64'):.2f} (64 B), x{pps('OURS_U1200', 'WG_U1200'):.2f} (1200 B)")
+print(f"10,000 forged messages a second: the encrypted r1 used {e['FORGE_ENC']} % of a core (dropped {e['FORGED_ENC']}), r1 in clear {e['FORGE_CLEAR']} % (dropped {e['FORGED_CLEAR']})")
+mo = statistics.median(o["gbps"] for o in ours)
+mc = statistics.median(o["gbit_per_cpu_s"] for o in ours)
+print(f"encrypted (median round) / in clear: TCP throughput x{mo / clear['gbps']:.2f}, per CPU-second x{mc / clear['gbit_per_cpu_s']:.2f}")
+line = tcp(e["LINE_TCP"])
+l64, l1200 = udp(e["LINE_U64"]), udp(e["LINE_U1200"])
+print(f"\nLine h1 - r1 - h2, the router without a TUN: TCP {line['gbps']:.2f} Gbit/s (RTT {line['rtt_ms']} ms); "
+      f"UDP forwarded {l64['delivered_pps']} pkt/s at 64 B (loss {l64['loss_pct']} %), {l1200['delivered_pps']} pkt/s at 1200 B "
+      f"(loss {l1200['loss_pct']} %); the router used {e['ROUTER_CPU']} CPU s over the three runs")
+if e.get("JSON"):
+    out = {"duration_s": dur, "rounds_n": len(rounds), "overlay_encrypted": True, "rounds": rounds,
+           "ratio_throughput": med["ratio_throughput"], "ratio_per_cpu": med["ratio_per_cpu"], "ratio_rtt": med["ratio_rtt"],
+           "ratio_range": rng, "overlay_clear": clear,
+           "udp": u, "ratio_udp64_pps": pps("OURS_U64", "WG_U64"), "ratio_udp1200_pps": pps("OURS_U1200", "WG_U1200"),
+           "forged_10k_per_s": {"encrypted_router_cpu_pct": float(e["FORGE_ENC"]), "clear_router_cpu_pct": float(e["FORGE_CLEAR"]),
+                                "dropped": int(e["FORGED_ENC"])},
+           "line": {"tcp": line, "udp64": l64, "udp1200": l1200, "router_cpu_s": float(e["ROUTER_CPU"])}}
+    with open(e["JSON"], "w") as f:
+        json.dump(out, f, indent=1)
+PY
