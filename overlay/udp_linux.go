@@ -173,11 +173,14 @@ func (b *UDPBind) Send(bufs [][]byte, to netip.AddrPort) error {
 	}
 	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	b.mu.Lock()
-	s := b.v4
+	s, closed := b.v4, b.v4 == nil && b.v6 == nil
 	if to.Addr().Is6() {
 		s = b.v6
 	}
 	b.mu.Unlock()
+	if closed {
+		return fmt.Errorf("underlay: send to %s: %w", to, net.ErrClosed)
+	}
 	if s == nil {
 		return fmt.Errorf("underlay: send to %s: %w", to, syscall.EAFNOSUPPORT)
 	}

@@ -4,8 +4,10 @@ package overlay
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -281,3 +283,37 @@ func TestSegmentSizeReadsHostileControl(t *testing.T) {
 }
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
+
+// TestUDPBindClose: Close ends a receive that waits (with net.ErrClosed, which
+// the node's loops take as the end), a send after it says the bind is closed,
+// and a second Open of an open bind is refused.
+func TestUDPBindClose(t *testing.T) {
+	b := NewUDPBind()
+	fns, port, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Open(0); err == nil {
+		t.Error("a second Open of an open bind succeeded")
+	}
+	errs := make(chan error, len(fns))
+	for _, fn := range fns {
+		go func() {
+			bufs := [][]byte{make([]byte, MaxDatagram)}
+			_, err := fn(bufs, make([]int, 1), make([]netip.AddrPort, 1))
+			errs <- err
+		}()
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range fns {
+		if err := <-errs; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("receive after Close: %v, want net.ErrClosed", err)
+		}
+	}
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	if err := b.Send([][]byte{{1}}, to); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("send after Close: %v, want net.ErrClosed", err)
+	}
+}
