@@ -135,7 +135,7 @@ func (s *udpSocket) send(bufs [][]byte, to netip.AddrPort) error {
 		if err == nil {
 			return nil
 		}
-		if !gso || (err != unix.EIO && err != unix.EINVAL) {
+		if !gso || (err != unix.EIO && err != unix.EINVAL && err != unix.EMSGSIZE) {
 			return fmt.Errorf("underlay: send to %s: %w", to, err)
 		}
 		if err == unix.EIO {
@@ -143,9 +143,9 @@ func (s *udpSocket) send(bufs [][]byte, to netip.AddrPort) error {
 			// checksum offload: send each datagram alone from now on.
 			s.txOffload.Store(false)
 		}
-		// EINVAL: a run's datagrams are larger than the path MTU, which
-		// GSO cannot fragment. Either way the rest goes datagram by
-		// datagram.
+		// EINVAL or EMSGSIZE: a run's datagrams are larger than the
+		// path MTU, which GSO cannot fragment. Either way the rest goes
+		// datagram by datagram.
 		for i := range done {
 			bufs = bufs[int(h.hdrs[i].Hdr.Iovlen):]
 		}
