@@ -105,6 +105,7 @@ func (b *UDPBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 // listenUDP opens one socket (network "udp4" or "udp6") and turns on what
 // the kernel has of the offloads.
 func listenUDP(network string, port int) (*udpSocket, int, error) {
+	s := &udpSocket{is6: network == "udp6"}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		cerr := c.Control(func(fd uintptr) {
@@ -113,12 +114,10 @@ func listenUDP(network string, port int) (*udpSocket, int, error) {
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer)
-			if network == "udp6" {
+			if s.is6 {
 				err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 			}
-			// Refused by kernels before 4.18 (GSO) and 5.0 (GRO): then
-			// every datagram goes alone.
-			_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+			s.probeOffloads(int(fd))
 		})
 		if cerr != nil {
 			return cerr
@@ -129,23 +128,32 @@ func listenUDP(network string, port int) (*udpSocket, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	conn := pc.(*net.UDPConn)
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
+	s.conn = pc.(*net.UDPConn)
+	if s.raw, err = s.conn.SyscallConn(); err != nil {
+		s.conn.Close()
 		return nil, 0, err
 	}
-	s := &udpSocket{conn: conn, raw: raw, is6: network == "udp6"}
-	_ = raw.Control(func(fd uintptr) {
-		_, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
-		s.txOffload.Store(err == nil)
-		// Read back (kernels since 5.12 answer): an old kernel that took
-		// the option but cannot say so is left without GRO, as
-		// wireguard-go does, rather than trusted.
-		on, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO)
-		s.rxOffload = err == nil && on == 1
-	})
-	return s, conn.LocalAddr().(*net.UDPAddr).Port, nil
+	return s, s.conn.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// probeOffloads turns on what the kernel has of GSO (since 4.18) and GRO
+// (since 5.0), before the socket is bound, so that no datagram arrives
+// under a setting the bind does not know.
+func (s *udpSocket) probeOffloads(fd int) {
+	_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+	s.txOffload.Store(err == nil)
+	if unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) != nil {
+		return
+	}
+	// Read back (kernels since 5.12 answer). An older kernel took the
+	// option but cannot say so; it is turned off again there, as
+	// wireguard-go leaves it off, since a run read without knowing it is
+	// one would pass for one long datagram.
+	on, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO)
+	s.rxOffload = err == nil && on == 1
+	if !s.rxOffload {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 0)
+	}
 }
 
 func (s *udpSocket) close() error {
