@@ -55,16 +55,8 @@ func BenchmarkUDPBind(b *testing.B) {
 }
 
 func benchPingPong(b *testing.B, x, y Bind, burst, size int) {
-	fx, px, err := x.Open(0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer x.Close()
-	fy, py, err := y.Open(0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer y.Close()
+	fx, px := openBind(b, x)
+	fy, py := openBind(b, y)
 	toX := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), px)
 	toY := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), py)
 	// One arena, each datagram's capacity running to its end, as package
@@ -110,6 +102,7 @@ func benchPingPong(b *testing.B, x, y Bind, burst, size int) {
 			b.Fatal(err)
 		}
 		for n := 0; n == 0; {
+			var err error
 			if n, err = fx[0](bufs, sizes, from); err != nil {
 				b.Fatal(err)
 			}

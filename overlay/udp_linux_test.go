@@ -35,16 +35,8 @@ func testDatagram(i, size int) []byte {
 // every datagram arrives whole, once, from the sender's port.
 func TestUDPBindRoundTrip(t *testing.T) {
 	a, b := NewUDPBind(), NewUDPBind()
-	_, portA, err := a.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	fns, portB, err := b.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	_, portA := openBind(t, a)
+	fns, portB := openBind(t, b)
 
 	var sizes []int
 	for range 70 { // more than one run of udpMaxSegments
@@ -89,6 +81,17 @@ func TestUDPBindRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openBind opens b on a free port, to be closed when the test ends.
+func openBind(tb testing.TB, b Bind) ([]ReceiveFunc, uint16) {
+	tb.Helper()
+	fns, port, err := b.Open(0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { b.Close() })
+	return fns, port
 }
 
 type received struct {

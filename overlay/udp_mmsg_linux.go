@@ -12,22 +12,49 @@ import (
 )
 
 // mmsgHeaders are the headers of one recvmmsg or sendmmsg call, built once
-// and reused: their pointers are set again for each message a call uses,
-// nothing else is reset.
+// and reused: a call sets only what changes (buffers, lengths, runs).
 type mmsgHeaders struct {
 	hdrs    []unix.Mmsghdr
 	iovs    []unix.Iovec
 	names   []unix.RawSockaddrInet6 // receive: one per message; send: one
 	control []byte                  // segmentControl bytes per message
+
+	// The call in progress, and the function the poller runs for it,
+	// made once: a closure made per call escapes to the heap (two
+	// allocations a call).
+	msgs  []unix.Mmsghdr
+	call  uintptr
+	all   bool
+	done  int
+	errno syscall.Errno
+	step  func(fd uintptr) bool
 }
 
 func newMmsgHeaders(msgs, iovs, names int) *mmsgHeaders {
-	return &mmsgHeaders{
+	h := &mmsgHeaders{
 		hdrs:    make([]unix.Mmsghdr, msgs),
 		iovs:    make([]unix.Iovec, iovs),
 		names:   make([]unix.RawSockaddrInet6, names),
 		control: make([]byte, msgs*segmentControl),
 	}
+	h.step = h.syscall
+	return h
+}
+
+// newReceiveHeaders points each message at its own iovec, sender address
+// and, with GRO, control space, once.
+func newReceiveHeaders(gro bool) *mmsgHeaders {
+	h := newMmsgHeaders(udpBatch, udpBatch, udpBatch)
+	for i := range h.hdrs {
+		m := &h.hdrs[i].Hdr
+		m.Iov = &h.iovs[i]
+		m.SetIovlen(1)
+		m.Name = (*byte)(unsafe.Pointer(&h.names[i]))
+		if gro {
+			m.Control = &h.control[i*segmentControl]
+		}
+	}
+	return h
 }
 
 // receiveFunc reads the socket. With GRO a datagram read may be a run of
@@ -35,7 +62,7 @@ func newMmsgHeaders(msgs, iovs, names int) *mmsgHeaders {
 // len(bufs)/udpMaxSegments buffers and the runs are split forward into the
 // others; without GRO every buffer takes a datagram.
 func (s *udpSocket) receiveFunc() ReceiveFunc {
-	h := newMmsgHeaders(udpBatch, udpBatch, udpBatch)
+	h := newReceiveHeaders(s.rxOffload)
 	return func(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
 		bufs = bufs[:min(len(bufs), udpBatch)]
 		if len(bufs) == 0 {
@@ -47,20 +74,17 @@ func (s *udpSocket) receiveFunc() ReceiveFunc {
 		}
 		k := len(bufs) - first
 		for i := range k {
-			m := &h.hdrs[i]
 			b := bufs[first+i]
 			h.iovs[i].Base = unsafe.SliceData(b)
 			h.iovs[i].SetLen(len(b))
-			m.Hdr.Iov = &h.iovs[i]
-			m.Hdr.SetIovlen(1)
-			m.Hdr.Name = (*byte)(unsafe.Pointer(&h.names[i]))
-			m.Hdr.Namelen = unix.SizeofSockaddrInet6
+			// The kernel wrote back the lengths it used.
+			m := &h.hdrs[i].Hdr
+			m.Namelen = unix.SizeofSockaddrInet6
 			if s.rxOffload {
-				m.Hdr.Control = &h.control[i*segmentControl]
-				m.Hdr.SetControllen(segmentControl)
+				m.SetControllen(segmentControl)
 			}
 		}
-		n, err := s.mmsg(unix.SYS_RECVMMSG, h.hdrs[:k], false)
+		n, err := s.mmsg(h, unix.SYS_RECVMMSG, h.hdrs[:k], false)
 		if err != nil || n == 0 {
 			return 0, err
 		}
@@ -131,7 +155,7 @@ func (s *udpSocket) send(bufs [][]byte, to netip.AddrPort) error {
 			m.Hdr.Name = (*byte)(unsafe.Pointer(&h.names[0]))
 			m.Hdr.Namelen = namelen
 		}
-		done, err := s.mmsg(unix.SYS_SENDMMSG, h.hdrs[:n], true)
+		done, err := s.mmsg(h, unix.SYS_SENDMMSG, h.hdrs[:n], true)
 		if err == nil {
 			return nil
 		}
@@ -205,37 +229,42 @@ func (h *mmsgHeaders) runs(bufs [][]byte, gso, is6 bool) int {
 // for a syscall that cannot block costs more than the syscall when
 // datagrams come one by one (and wakes the runtime's monitor thread each
 // time the node was idle: 29 % of what a forged datagram cost).
-func (s *udpSocket) mmsg(call uintptr, hdrs []unix.Mmsghdr, all bool) (int, error) {
-	done := 0
-	var errno syscall.Errno
-	op := s.raw.Read
+func (s *udpSocket) mmsg(h *mmsgHeaders, call uintptr, msgs []unix.Mmsghdr, all bool) (int, error) {
+	h.msgs, h.call, h.all, h.done, h.errno = msgs, call, all, 0, 0
+	var err error
 	if call == unix.SYS_SENDMMSG {
-		op = s.raw.Write
+		err = s.raw.Write(h.step)
+	} else {
+		err = s.raw.Read(h.step)
 	}
-	err := op(func(fd uintptr) bool {
-		for done < len(hdrs) {
-			r, _, e := unix.RawSyscall6(call, fd, uintptr(unsafe.Pointer(&hdrs[done])), uintptr(len(hdrs)-done), 0, 0, 0)
-			switch e {
-			case 0:
-				done += int(r)
-				if !all {
-					return true
-				}
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false // the poller waits for the socket
-			default:
-				errno = e
+	h.msgs = nil
+	if err != nil {
+		return h.done, err
+	}
+	if h.errno != 0 {
+		return h.done, h.errno
+	}
+	return h.done, nil
+}
+
+// syscall is h.step: one attempt at the call, false when the poller must
+// wait for the socket first.
+func (h *mmsgHeaders) syscall(fd uintptr) bool {
+	for h.done < len(h.msgs) {
+		r, _, e := unix.RawSyscall6(h.call, fd, uintptr(unsafe.Pointer(&h.msgs[h.done])), uintptr(len(h.msgs)-h.done), 0, 0, 0)
+		switch e {
+		case 0:
+			h.done += int(r)
+			if !h.all {
 				return true
 			}
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false // the poller waits for the socket
+		default:
+			h.errno = e
+			return true
 		}
-		return true
-	})
-	if err != nil {
-		return done, err
 	}
-	if errno != 0 {
-		return done, errno
-	}
-	return done, nil
+	return true
 }

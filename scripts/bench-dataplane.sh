@@ -176,7 +176,6 @@ ip -n "$B" -6 addr add fd00::2/64 dev wgb nodad
 ip -n "$A" link set wga up
 ip -n "$B" link set wgb up
 WGPIDS=$(for p in "${PIDS[@]}"; do pgrep -P "$p" wireguard || echo "$p"; done)
-WGPIDS=$(for p in "${PIDS[@]}"; do pgrep -P "$p" wireguard || echo "$p"; done)
 WG_STARTED=("${PIDS[@]}")
 
 # ours: router r1 (with its own stack) in A, host h1 in B
@@ -191,17 +190,20 @@ stop_pair() {
 	kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
 	PIDS=("${WG_STARTED[@]}")
 }
+pair_tcp() { # LABEL: tcp from h1 to r1 over the pair, both processes' CPU counted
+	tcp "$1" "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")"
+}
 start_pair "$WORK/two/two-node.yaml" overlay
 OURS_R=() WG_R=()
 for r in $(seq 1 "$ROUNDS"); do
 	if [ $((r % 2)) = 1 ]; then
-		OURS_R+=("$(tcp overlay "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")")
+		OURS_R+=("$(pair_tcp overlay)")
 		# shellcheck disable=SC2086
 		WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)")
 	else
 		# shellcheck disable=SC2086
 		WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)")
-		OURS_R+=("$(tcp overlay "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")")
+		OURS_R+=("$(pair_tcp overlay)")
 	fi
 done
 OURS_U64=$(udp overlay "$B" "$A" 2001:db8:100::1 64)
@@ -215,7 +217,7 @@ PIDS=()
 
 # ours in clear, once: what the encryption costs
 start_pair "$ROOT/examples/two-node.yaml" overlay-clear
-CLEAR=$(tcp overlay-clear "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")")
+CLEAR=$(pair_tcp overlay-clear)
 CLEAR_U64=$(udp overlay-clear "$B" "$A" 2001:db8:100::1 64)
 CLEAR_U1200=$(udp overlay-clear "$B" "$A" 2001:db8:100::1 1200)
 stop_pair
@@ -228,10 +230,7 @@ stop_pair
 # on the encrypted router and, as the baseline of receiving datagrams at
 # all, on the router in clear.
 forge() { # TOPOLOGY LABEL: sets FORGE_BUSY (% of a core) and FORGED (drops counted)
-	local topo=$1 label=$2
-	R1=$(start_node "$A" r1 "$topo" mip6b0 ${PROFILE_DIR:+--cpuprofile "$PROFILE_DIR/r1-forged-$label.pprof"}); PIDS+=("$R1")
-	H1=$(start_node "$B" h1 "$topo" mip6b1); PIDS+=("$H1")
-	wait_attached h1
+	start_pair "$1" "forged-$2"
 	local rc f1 f2; rc=$(child "$R1")
 	f1=$(cpu_ticks "$rc")
 	ip netns exec "$B" python3 - "$DUR" <<'PY'
@@ -261,8 +260,7 @@ import json, sys
 c = json.load(sys.stdin)["counters"]
 print(sum(v for k, v in c.items() if k.startswith("secure.drop.") or k.startswith("drop.")))')
 	FORGE_BUSY=$(awk -v a="$f1" -v b="$f2" -v t="$TCK" -v d="$DUR" 'BEGIN{printf "%.1f", 100*(b-a)/t/d}')
-	kill "$R1" "$H1"; wait "$R1" "$H1" 2>/dev/null || true
-	PIDS=()
+	stop_pair
 }
 forge "$WORK/two/two-node.yaml" encrypted
 FORGE_ENC=$FORGE_BUSY FORGED_ENC=$FORGED
