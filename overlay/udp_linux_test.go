@@ -43,16 +43,35 @@ func TestUDPBindRoundTrip(t *testing.T) {
 		sizes = append(sizes, 1200)
 	}
 	sizes = append(sizes, 500, 1200, 1200, 1, 300, 300, 0, 1400)
-	for _, dst := range []string{"127.0.0.1", "::ffff:127.0.0.1", "::1"} {
-		t.Run(dst, func(t *testing.T) {
+	for _, tc := range []struct {
+		dst   string
+		arena bool // datagrams end to end in one buffer, as package secure seals them
+	}{{"127.0.0.1", false}, {"::ffff:127.0.0.1", false}, {"::1", false}, {"127.0.0.1", true}, {"::1", true}} {
+		dst := tc.dst
+		name := dst
+		if tc.arena {
+			name += "/arena"
+		}
+		t.Run(name, func(t *testing.T) {
 			to := netip.AddrPortFrom(netip.MustParseAddr(dst), portB)
 			want := map[int][]byte{}
 			var bufs [][]byte
+			var arena []byte
 			for i, s := range sizes {
 				d := testDatagram(i, s)
+				if tc.arena {
+					arena = append(arena, d...)
+				}
 				bufs = append(bufs, d)
 				if s >= 2 {
 					want[i] = d
+				}
+			}
+			if tc.arena {
+				off := 0
+				for i, s := range sizes {
+					bufs[i] = arena[off : off+s : off+s]
+					off += s
 				}
 			}
 			if err := a.Send(bufs, to); err != nil {
@@ -174,7 +193,7 @@ func TestSendRunsGroupEqualSizes(t *testing.T) {
 			var got []int
 			total := 0
 			for i := range n {
-				c := int(h.hdrs[i].Hdr.Iovlen)
+				c := h.dgrams[i]
 				got = append(got, c)
 				if c > 1 {
 					seg := segmentSizeOf(t, h, i, unix.UDP_SEGMENT)
@@ -190,6 +209,50 @@ func TestSendRunsGroupEqualSizes(t *testing.T) {
 				t.Errorf("runs %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSendRunsShareIovecsEndToEnd: datagrams that lie end to end in memory
+// go to the kernel as one iovec per run, and the iovecs of every message
+// cover exactly its datagrams' bytes, in order.
+func TestSendRunsShareIovecsEndToEnd(t *testing.T) {
+	arena := make([]byte, 10*1000)
+	var bufs [][]byte
+	for i := range 6 { // end to end
+		bufs = append(bufs, arena[i*1000:(i+1)*1000])
+	}
+	bufs = append(bufs, make([]byte, 1000))                 // elsewhere: a second iovec, same run
+	bufs = append(bufs, arena[7000:8000], arena[8000:8400]) // after a gap, then end to end and shorter: ends the run
+	bufs = append(bufs, arena[8400:9400])                   // a new run, though end to end with the last
+	for i, b := range bufs {
+		for j := range b {
+			b[j] = byte(i)
+		}
+	}
+	h := newMmsgHeaders(udpBatch, udpBatch, 1)
+	n := h.runs(bufs, true, false)
+	if n != 2 || h.dgrams[0] != 9 || h.dgrams[1] != 1 {
+		t.Fatalf("got %d messages with %v datagrams, want 2 with [9 1]", n, h.dgrams[:n])
+	}
+	wantIovs := []int{3, 1} // [0,6) merged, the lone one, [7,9) merged; then the new run
+	next := 0
+	for i := range n {
+		m := h.hdrs[i].Hdr
+		if int(m.Iovlen) != wantIovs[i] {
+			t.Errorf("message %d: %d iovecs, want %d", i, m.Iovlen, wantIovs[i])
+		}
+		var got []byte
+		for _, v := range unsafe.Slice(m.Iov, m.Iovlen) {
+			got = append(got, unsafe.Slice(v.Base, v.Len)...)
+		}
+		var want []byte
+		for _, b := range bufs[next : next+h.dgrams[i]] {
+			want = append(want, b...)
+		}
+		next += h.dgrams[i]
+		if !bytes.Equal(got, want) {
+			t.Errorf("message %d: iovecs cover %d bytes that differ from its %d datagrams' %d", i, len(got), h.dgrams[i], len(want))
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ type mmsgHeaders struct {
 	iovs    []unix.Iovec
 	names   []unix.RawSockaddrInet6 // receive: one per message; send: one
 	control []byte                  // segmentControl bytes per message
+	dgrams  []int                   // send: datagrams in each message
 
 	// The call in progress, and the function the poller runs for it,
 	// made once: a closure made per call escapes to the heap (two
@@ -36,6 +37,7 @@ func newMmsgHeaders(msgs, iovs, names int) *mmsgHeaders {
 		iovs:    make([]unix.Iovec, iovs),
 		names:   make([]unix.RawSockaddrInet6, names),
 		control: make([]byte, msgs*segmentControl),
+		dgrams:  make([]int, msgs),
 	}
 	h.step = h.syscall
 	return h
@@ -171,7 +173,7 @@ func (s *udpSocket) send(bufs [][]byte, to netip.AddrPort) error {
 		// path MTU, which GSO cannot fragment. Either way the rest goes
 		// datagram by datagram.
 		for i := range done {
-			bufs = bufs[int(h.hdrs[i].Hdr.Iovlen):]
+			bufs = bufs[h.dgrams[i]:]
 		}
 		gso = false
 	}
@@ -179,20 +181,26 @@ func (s *udpSocket) send(bufs [][]byte, to netip.AddrPort) error {
 }
 
 // runs fills h's headers for bufs and returns how many messages they make.
+// Datagrams that lie end to end in memory (package secure seals a batch
+// into one arena) share an iovec: the kernel segments a run by its segment
+// size, not by iovec, and copying a run from one iovec rather than one per
+// datagram halved sendmmsg's copy cost per byte (each iovec is a separate
+// user copy with its own set-up).
 func (h *mmsgHeaders) runs(bufs [][]byte, gso, is6 bool) int {
 	maxPayload := maxUDPPayload4
 	if is6 {
 		maxPayload = maxUDPPayload6
 	}
-	n := 0
+	n, v := 0, 0 // messages, iovecs
 	var m *unix.Mmsghdr
-	seg, count, total := 0, 0, 0
+	seg, count, total, iovs := 0, 0, 0, 0
 	closed := false // a shorter datagram ended the run
 	finish := func() {
 		if m == nil {
 			return
 		}
-		m.Hdr.SetIovlen(count)
+		m.Hdr.SetIovlen(iovs)
+		h.dgrams[n-1] = count
 		if count > 1 {
 			c := h.control[(n-1)*segmentControl : n*segmentControl]
 			putSegmentSize(c, seg)
@@ -203,20 +211,29 @@ func (h *mmsgHeaders) runs(bufs [][]byte, gso, is6 bool) int {
 			m.Hdr.SetControllen(0)
 		}
 	}
-	for i, b := range bufs {
-		h.iovs[i].Base = unsafe.SliceData(b)
-		h.iovs[i].SetLen(len(b))
+	for _, b := range bufs {
 		if gso && m != nil && !closed && len(b) <= seg && count < udpMaxSegments && total+len(b) <= maxPayload && len(b) > 0 {
 			count++
 			total += len(b)
 			closed = len(b) < seg
+			if last := &h.iovs[v-1]; uintptr(unsafe.Pointer(last.Base))+uintptr(last.Len) == uintptr(unsafe.Pointer(unsafe.SliceData(b))) {
+				last.SetLen(int(last.Len) + len(b))
+				continue
+			}
+			h.iovs[v].Base = unsafe.SliceData(b)
+			h.iovs[v].SetLen(len(b))
+			v++
+			iovs++
 			continue
 		}
 		finish()
 		m = &h.hdrs[n]
 		n++
-		m.Hdr.Iov = &h.iovs[i]
-		seg, count, total, closed = len(b), 1, len(b), false
+		h.iovs[v].Base = unsafe.SliceData(b)
+		h.iovs[v].SetLen(len(b))
+		m.Hdr.Iov = &h.iovs[v]
+		v++
+		seg, count, total, iovs, closed = len(b), 1, len(b), 1, false
 	}
 	finish()
 	return n

@@ -64,19 +64,30 @@ func TestUDPBindGSOBeyondPathMTU(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 
-	bufs := make([][]byte, 10)
-	want := map[int][]byte{}
-	for i := range bufs {
-		bufs[i] = testDatagram(i, 1400)
-		want[i] = bufs[i]
-	}
-	if err := a.Send(bufs, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), portB)); err != nil {
-		t.Fatalf("send of a run beyond the path MTU: %v", err)
-	}
-	got, _ := receiveAll(t, b, fns[0], len(want), 0)
-	for i, w := range want {
-		if g := got[i]; string(g.data) != string(w) {
-			t.Errorf("datagram %d: %d bytes, want %d", i, len(g.data), len(w))
+	// Apart, and end to end in one buffer (one iovec per run), as
+	// package secure seals them.
+	for _, arena := range []bool{false, true} {
+		bufs := make([][]byte, 10)
+		want := map[int][]byte{}
+		var all []byte
+		for i := range bufs {
+			bufs[i] = testDatagram(i, 1400)
+			want[i] = bufs[i]
+			all = append(all, bufs[i]...)
+		}
+		if arena {
+			for i := range bufs {
+				bufs[i] = all[i*1400 : (i+1)*1400]
+			}
+		}
+		if err := a.Send(bufs, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), portB)); err != nil {
+			t.Fatalf("send of a run beyond the path MTU (end to end: %v): %v", arena, err)
+		}
+		got, _ := receiveAll(t, b, fns[0], len(want), 0)
+		for i, w := range want {
+			if g := got[i]; string(g.data) != string(w) {
+				t.Errorf("end to end %v: datagram %d: %d bytes, want %d", arena, i, len(g.data), len(w))
+			}
 		}
 	}
 }
