@@ -60,7 +60,7 @@ func BenchmarkRespond(b *testing.B) {
 
 // sessionPair returns a host bind with a session to a router bind, both
 // over NopBinds, and the router's endpoint.
-func sessionPair(b *testing.B) (host, router *Bind, ep netip.AddrPort) {
+func sessionPair(b testing.TB) (host, router *Bind, ep netip.AddrPort) {
 	clk := clock.NewFake(time.Unix(1e9, 0))
 	hk, rk := newKey(b), newKey(b)
 	ep = netip.MustParseAddrPort("10.0.0.1:7000")
@@ -129,5 +129,41 @@ func BenchmarkForged(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenAllocatesNothing: a transport message from the session's known
+// endpoint opens without an allocation (learning the endpoint once put
+// every message's sender address on the heap).
+func TestOpenAllocatesNothing(t *testing.T) {
+	host, router, ep := sessionPair(t)
+	var sealed [][]byte
+	host.inner = &overlaytest.FuncBind{SendFunc: func(bufs [][]byte, _ netip.AddrPort) error {
+		for _, m := range bufs {
+			sealed = append(sealed, append([]byte(nil), m...))
+		}
+		return nil
+	}}
+	const runs = 100
+	f := frame("mn1", string(make([]byte, 1000)))
+	for range runs + 1 { // AllocsPerRun calls once more to warm up
+		if err := host.Send([][]byte{f}, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := netip.MustParseAddrPort("10.0.1.1:7001")
+	sc := new(scratch)
+	i, opened := 0, 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		if _, ok := router.process(sealed[i], from, sc); ok {
+			opened++
+		}
+		i++
+	})
+	if opened != runs+1 {
+		t.Fatalf("%d of %d sealed messages opened", opened, runs+1)
+	}
+	if allocs != 0 {
+		t.Errorf("opening a message allocates %.1f times, want 0", allocs)
 	}
 }

@@ -513,7 +513,8 @@ func (b *Bind) learn(p *peer, from netip.AddrPort) {
 		prev.known.Store(nil) // from is p's now
 	}
 	b.byEndpoint[from] = p
-	p.known.Store(&from)
+	known := from // only this copy escapes: &from would put every call's from on the heap
+	p.known.Store(&known)
 	b.mu.Unlock()
 }
 
