@@ -156,7 +156,10 @@ func (n *Node) endpoint(r string) netip.AddrPort {
 func (n *Node) devMTU() int { return n.Topo.MTU - MobilityReserve }
 
 func (n *Node) openDevice() error {
-	dev, err := tun.Open(tun.Options{Backend: n.opts.Backend, Name: n.opts.TunName, MTU: n.devMTU()})
+	// The largest datagram a device packet becomes: tunnelled up to the
+	// topology's MTU, framed, sealed.
+	segs := overlay.GSOSegments(n.Topo.MTU + overlay.FrameHeaderLen + secure.Overhead)
+	dev, err := tun.Open(tun.Options{Backend: n.opts.Backend, Name: n.opts.TunName, MTU: n.devMTU(), GSOMaxSegments: segs})
 	if err != nil {
 		return fmt.Errorf("node %s: opening its device: %w", n.Cfg.Name, err)
 	}

@@ -45,15 +45,9 @@ type udpSocket struct {
 const (
 	// udpBatch is how many datagrams a call reads or writes at most.
 	udpBatch = 128
-	// udpMaxSegments is the kernel's limit on datagrams in one GSO or GRO
-	// run (UDP_MAX_SEGMENTS, UDP_GRO_CNT_MAX).
-	udpMaxSegments = 64
 	// socketBuffer is the send and receive buffer asked of the kernel
 	// (wireguard-go's choice; beyond rmem_max only with CAP_NET_ADMIN).
 	socketBuffer = 7 << 20
-	// The largest UDP payload, past which sendmsg says EMSGSIZE.
-	maxUDPPayload4 = 1<<16 - 1 - 20 - 8
-	maxUDPPayload6 = 1<<16 - 1 - 8
 )
 
 // segmentControl is the room for one UDP_SEGMENT or UDP_GRO control message

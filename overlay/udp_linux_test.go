@@ -256,6 +256,28 @@ func TestSendRunsShareIovecsEndToEnd(t *testing.T) {
 	}
 }
 
+// TestGSOSegmentsFitOneMessage: GSOSegments(size) datagrams of size bytes
+// are one GSO message, on IPv4 and IPv6, and one more datagram is not (or
+// the kernel's segment limit is reached): the cap a node gives its device.
+func TestGSOSegmentsFitOneMessage(t *testing.T) {
+	for _, size := range []int{1, 100, 1024, 1280 + FrameHeaderLen + 32, 1416 + FrameHeaderLen + 32, 9000, 40000, maxUDPPayload4} {
+		segs := GSOSegments(size)
+		for _, is6 := range []bool{false, true} {
+			h := newMmsgHeaders(udpBatch, udpBatch, 1)
+			bufs := make([][]byte, segs+1)
+			for i := range bufs {
+				bufs[i] = make([]byte, size)
+			}
+			if n := h.runs(bufs[:segs], true, is6); n != 1 {
+				t.Errorf("GSOSegments(%d) = %d datagrams make %d messages (IPv6 %v), want 1", size, segs, n, is6)
+			}
+			if n := h.runs(bufs, true, is6); n != 2 && segs < udpMaxSegments && !is6 {
+				t.Errorf("GSOSegments(%d) = %d is not the most: %d datagrams make %d message", size, segs, segs+1, n)
+			}
+		}
+	}
+}
+
 // segmentSizeOf reads message i's control message of type typ.
 func segmentSizeOf(t *testing.T, h *mmsgHeaders, i int, typ int32) int {
 	t.Helper()

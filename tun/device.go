@@ -66,6 +66,10 @@ type Options struct {
 	Backend string // auto, kernel or userspace
 	Name    string // interface name for the kernel backend
 	MTU     int
+	// GSOMaxSegments caps the segments of the kernel backend's
+	// segmentation-offload packets (the interface's gso_max_segs); 0
+	// leaves the kernel's default.
+	GSOMaxSegments int
 }
 
 // ErrKernelUnavailable means the kernel backend cannot be used here.

@@ -77,6 +77,11 @@ func openKernel(o Options) (Device, error) {
 	// The overlay's neighbour discovery is ours; the kernel must not invent a
 	// link-local address or send its own solicitations into the overlay.
 	_ = netlink.LinkSetIP6AddrGenMode(link, 1 /* IN6_ADDR_GEN_MODE_NONE */)
+	if o.GSOMaxSegments > 0 {
+		// Only an optimisation (see overlay.GSOSegments): a kernel that
+		// will not take it leaves the default, which still works.
+		_ = netlink.LinkSetGSOMaxSegs(link, o.GSOMaxSegments)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("tun: bringing %s up: %w", real, err)
