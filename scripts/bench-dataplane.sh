@@ -15,10 +15,16 @@
 #     namespace, the router with no TUN at all: the router's forwarding rate
 #     in packets per second, UDP 64 B and 1200 B, and TCP throughput.
 #
+# With --baseline REV|FILE, a second build of node (a git revision of this
+# repository, built here, or a node binary) runs in the same rounds, in
+# alternating order too, and the report gives this build / the baseline:
+# the way to tell a change's effect from the machine's drift, which moves
+# single runs by more than most changes do.
+#
 # Needs root, iperf3, ping, wg (wireguard-tools) and Go (to build node and
 # wireguard-go).
 #
-# Usage: sudo scripts/bench-dataplane.sh [--duration SECONDS] [--rounds N] [--json FILE]
+# Usage: sudo scripts/bench-dataplane.sh [--duration SECONDS] [--rounds N] [--baseline REV|FILE] [--json FILE]
 # PROFILE_DIR=DIR also writes the two nodes' CPU profiles there.
 set -euo pipefail
 
@@ -27,12 +33,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DUR=10
 ROUNDS=3
 JSON=""
+BASELINE=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--duration) DUR=$2; shift 2 ;;
 		--rounds) ROUNDS=$2; shift 2 ;;
 		--json) JSON=$2; shift 2 ;;
-		*) echo "usage: $0 [--duration SECONDS] [--rounds N] [--json FILE]" >&2; exit 2 ;;
+		--baseline) BASELINE=$2; shift 2 ;;
+		*) echo "usage: $0 [--duration SECONDS] [--rounds N] [--baseline REV|FILE] [--json FILE]" >&2; exit 2 ;;
 	esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench-dataplane: needs root (namespaces, TUN)" >&2; exit 1; }
@@ -65,6 +73,17 @@ echo "building node and wireguard-go..." >&2
 (cd "$ROOT" && go build -o "$WORK/node" ./cmd/node)
 WGVER=$(cd "$ROOT" && go list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
 GOBIN="$WORK" go install "golang.zx2c4.com/wireguard@$WGVER"
+if [ -n "$BASELINE" ]; then
+	if [ -f "$BASELINE" ]; then
+		cp "$BASELINE" "$WORK/node-base"
+	else
+		echo "building the baseline, $BASELINE..." >&2
+		mkdir "$WORK/base-src"
+		git -C "$ROOT" archive "$BASELINE" | tar -x -C "$WORK/base-src" ||
+			{ echo "bench-dataplane: --baseline $BASELINE is neither a file nor a revision of $ROOT" >&2; exit 2; }
+		(cd "$WORK/base-src" && go build -o "$WORK/node-base" ./cmd/node)
+	fi
+fi
 
 for ns in "${NSS[@]}"; do
 	ip netns del "$ns" 2>/dev/null || true
@@ -135,7 +154,7 @@ print(sys.argv[1], sys.argv[2], round(sent / secs), round((sent - lost) / secs),
 
 start_node() { # NS NAME TOPOLOGY TUN [ARGS...]: prints the node's pid
 	local ns=$1 name=$2 topo=$3 tun=$4; shift 4
-	ip netns exec "$ns" "$WORK/node" run --config "$topo" --name "$name" --backend kernel --tun "$tun" --state none \
+	ip netns exec "$ns" "${NODE_BIN:-$WORK/node}" run --config "$topo" --name "$name" --backend kernel --tun "$tun" --state none \
 		--control "$WORK/$name.sock" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
 	echo $!
 }
@@ -193,19 +212,28 @@ stop_pair() {
 pair_tcp() { # LABEL: tcp from h1 to r1 over the pair, both processes' CPU counted
 	tcp "$1" "$B" "$A" 2001:db8:100::1 "$(child "$R1")" "$(child "$H1")"
 }
-start_pair "$WORK/two/two-node.yaml" overlay
-OURS_R=() WG_R=()
+# One round: this build, the baseline (if any) and wireguard-go, in an
+# order that alternates. Each overlay build gets a fresh pair of nodes.
+overlay_round() { # BINARY LABEL: prints the tcp line
+	NODE_BIN=$1 start_pair "$WORK/two/two-node.yaml" "$2-$r"
+	local line; line=$(pair_tcp "$2")
+	stop_pair
+	echo "$line"
+}
+OURS_R=() WG_R=() BASE_R=()
 for r in $(seq 1 "$ROUNDS"); do
-	if [ $((r % 2)) = 1 ]; then
-		OURS_R+=("$(pair_tcp overlay)")
+	order="ours base wg"
+	[ $((r % 2)) = 0 ] && order="wg base ours"
+	for who in $order; do
+		case $who in
+		ours) OURS_R+=("$(overlay_round "$WORK/node" overlay)") ;;
+		base) if [ -n "$BASELINE" ]; then BASE_R+=("$(overlay_round "$WORK/node-base" baseline)"); fi ;;
 		# shellcheck disable=SC2086
-		WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)")
-	else
-		# shellcheck disable=SC2086
-		WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)")
-		OURS_R+=("$(pair_tcp overlay)")
-	fi
+		wg) WG_R+=("$(tcp wireguard-go "$B" "$A" fd00::1 $WGPIDS)") ;;
+		esac
+	done
 done
+start_pair "$WORK/two/two-node.yaml" overlay
 OURS_U64=$(udp overlay "$B" "$A" 2001:db8:100::1 64)
 OURS_U1200=$(udp overlay "$B" "$A" 2001:db8:100::1 1200)
 WG_U64=$(udp wireguard-go "$B" "$A" fd00::1 64)
@@ -299,7 +327,8 @@ ROUTER_CPU=$(awk -v a="$rc0" -v b="$rc1" -v t="$TCK" 'BEGIN{printf "%.2f", (b-a)
 # rtt_ms retransmits" for TCP, "name len offered delivered loss" for UDP.
 export DUR ROUNDS JSON CLEAR OURS_U64 OURS_U1200 WG_U64 WG_U1200 CLEAR_U64 CLEAR_U1200 \
 	FORGE_ENC FORGE_CLEAR FORGED_ENC FORGED_CLEAR LINE_TCP LINE_U64 LINE_U1200 ROUTER_CPU
-OURS_ROUNDS=$(printf '%s\n' "${OURS_R[@]}") WG_ROUNDS=$(printf '%s\n' "${WG_R[@]}") python3 - <<'PY'
+OURS_ROUNDS=$(printf '%s\n' "${OURS_R[@]}") WG_ROUNDS=$(printf '%s\n' "${WG_R[@]}") \
+	BASE_ROUNDS=$(printf '%s\n' "${BASE_R[@]}") BASELINE=$BASELINE python3 - <<'PY'
 import json, os, statistics
 
 e = os.environ
@@ -327,8 +356,11 @@ print(f"\nTwo nodes, one veth ({e['DUR']} s each); overlay: encrypted (AES-256-G
 print(f"{'TCP':<18} {'Gbit/s':>8} {'CPU s':>8} {'Gbit/CPU s':>11} {'RTT ms':>8} {'retrans':>8}   ratios: throughput, per CPU s, RTT")
 def row(label, t, extra=""):
     print(f"{label:<18} {t['gbps']:8.2f} {t['cpu_s']:8.2f} {t['gbit_per_cpu_s']:11.2f} {t['rtt_ms']:8.3f} {t['retransmits']:8d}   {extra}")
+base = [tcp(l) for l in e["BASE_ROUNDS"].splitlines() if l.strip()]
 for i, r in enumerate(rounds, 1):
     row(f"round {i} overlay", r["overlay"], f"x{r['ratio_throughput']:.2f}, x{r['ratio_per_cpu']:.2f}, x{r['ratio_rtt']:.2f}")
+    if base:
+        row(f"round {i} baseline", base[i - 1])
     row(f"round {i} wg-go", r["wireguard_go"])
 row("overlay-clear", clear)
 print(f"{'UDP':<18} {'payload':>8} {'offered pkt/s':>14} {'delivered pkt/s':>16} {'loss %':>8}")
@@ -344,6 +376,15 @@ print(f"overlay / wireguard-go, median of {len(rounds)} rounds (range): TCP thro
       f"({rng['ratio_per_cpu'][0]:.2f}-{rng['ratio_per_cpu'][1]:.2f}), RTT x{med['ratio_rtt']:.2f} "
       f"({rng['ratio_rtt'][0]:.2f}-{rng['ratio_rtt'][1]:.2f});")
 print(f"  UDP delivered packets/s x{pps('OURS_U64', 'WG_U64'):.2f} (64 B), x{pps('OURS_U1200', 'WG_U1200'):.2f} (1200 B)")
+vs_base = None
+if base:
+    vs_base = {"throughput": [o["gbps"] / b["gbps"] for o, b in zip(ours, base)],
+               "per_cpu": [o["gbit_per_cpu_s"] / b["gbit_per_cpu_s"] for o, b in zip(ours, base)],
+               "baseline_vs_wg": [b["gbps"] / w["gbps"] for b, w in zip(base, wg)]}
+    def mr(xs):
+        return f"x{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
+    print(f"this build / baseline {e['BASELINE']}, median of {len(base)} rounds (range): TCP throughput {mr(vs_base['throughput'])}, "
+          f"per CPU-second {mr(vs_base['per_cpu'])}; baseline / wireguard-go throughput {mr(vs_base['baseline_vs_wg'])}")
 print(f"10,000 forged messages a second: the encrypted r1 used {e['FORGE_ENC']} % of a core (dropped {e['FORGED_ENC']}), r1 in clear {e['FORGE_CLEAR']} % (dropped {e['FORGED_CLEAR']})")
 mo = statistics.median(o["gbps"] for o in ours)
 mc = statistics.median(o["gbit_per_cpu_s"] for o in ours)
@@ -357,6 +398,7 @@ if e.get("JSON"):
     out = {"duration_s": dur, "rounds_n": len(rounds), "overlay_encrypted": True, "rounds": rounds,
            "ratio_throughput": med["ratio_throughput"], "ratio_per_cpu": med["ratio_per_cpu"], "ratio_rtt": med["ratio_rtt"],
            "ratio_range": rng, "overlay_clear": clear,
+           "baseline": {"build": e["BASELINE"], "rounds": base, "ratios": vs_base} if base else None,
            "udp": u, "ratio_udp64_pps": pps("OURS_U64", "WG_U64"), "ratio_udp1200_pps": pps("OURS_U1200", "WG_U1200"),
            "forged_10k_per_s": {"encrypted_router_cpu_pct": float(e["FORGE_ENC"]), "clear_router_cpu_pct": float(e["FORGE_CLEAR"]),
                                 "dropped": int(e["FORGED_ENC"])},
