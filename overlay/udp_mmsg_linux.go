@@ -183,9 +183,8 @@ func (s *udpSocket) send(bufs [][]byte, to netip.AddrPort) error {
 // runs fills h's headers for bufs and returns how many messages they make.
 // Datagrams that lie end to end in memory (package secure seals a batch
 // into one arena) share an iovec: the kernel segments a run by its segment
-// size, not by iovec, and copying a run from one iovec rather than one per
-// datagram halved sendmmsg's copy cost per byte (each iovec is a separate
-// user copy with its own set-up).
+// size, not by iovec, and each iovec is a user copy with its own set-up
+// (BenchmarkUDPBind's burst: 489 to 465 ns a datagram).
 func (h *mmsgHeaders) runs(bufs [][]byte, gso, is6 bool) int {
 	maxPayload := maxUDPPayload4
 	if is6 {
