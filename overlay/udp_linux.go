@@ -26,7 +26,8 @@ import (
 // (StdNetBind resets all 128 per call: 5-8 % of a node's CPU under TCP, 16 %
 // of what a forged datagram costs), no allocation per datagram (StdNetBind
 // makes an endpoint for each), and a GSO run is gathered from the senders'
-// buffers by iovecs rather than copied into the first.
+// buffers by iovecs (one, when they lie end to end) rather than copied into
+// the first.
 type UDPBind struct {
 	mu     sync.Mutex
 	v4, v6 *udpSocket
@@ -39,7 +40,7 @@ type udpSocket struct {
 	is6       bool
 	txOffload atomic.Bool // UDP_SEGMENT works; cleared if the device refuses it
 	rxOffload bool        // UDP_GRO is on: one datagram read may hold a run
-	sends     sync.Pool   // *sendHeaders
+	sends     sync.Pool   // *mmsgHeaders for send
 }
 
 const (

@@ -192,13 +192,13 @@ func (h *mmsgHeaders) runs(bufs [][]byte, gso, is6 bool) int {
 	}
 	n, v := 0, 0 // messages, iovecs
 	var m *unix.Mmsghdr
-	seg, count, total, iovs := 0, 0, 0, 0
-	closed := false // a shorter datagram ended the run
+	seg, count, total, first := 0, 0, 0, 0 // the run's: segment size, datagrams, bytes, first iovec
+	closed := false                        // a shorter datagram ended the run
 	finish := func() {
 		if m == nil {
 			return
 		}
-		m.Hdr.SetIovlen(iovs)
+		m.Hdr.SetIovlen(v - first)
 		h.dgrams[n-1] = count
 		if count > 1 {
 			c := h.control[(n-1)*segmentControl : n*segmentControl]
@@ -219,20 +219,16 @@ func (h *mmsgHeaders) runs(bufs [][]byte, gso, is6 bool) int {
 				last.SetLen(int(last.Len) + len(b))
 				continue
 			}
-			h.iovs[v].Base = unsafe.SliceData(b)
-			h.iovs[v].SetLen(len(b))
-			v++
-			iovs++
-			continue
+		} else {
+			finish()
+			m = &h.hdrs[n]
+			n++
+			m.Hdr.Iov = &h.iovs[v]
+			seg, count, total, first, closed = len(b), 1, len(b), v, false
 		}
-		finish()
-		m = &h.hdrs[n]
-		n++
 		h.iovs[v].Base = unsafe.SliceData(b)
 		h.iovs[v].SetLen(len(b))
-		m.Hdr.Iov = &h.iovs[v]
 		v++
-		seg, count, total, iovs, closed = len(b), 1, len(b), 1, false
 	}
 	finish()
 	return n

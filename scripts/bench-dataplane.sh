@@ -371,18 +371,18 @@ for k in ("OURS_U64", "WG_U64", "CLEAR_U64", "OURS_U1200", "WG_U1200", "CLEAR_U1
 def pps(a, b):
     return u[a]["delivered_pps"] / u[b]["delivered_pps"] if u[b]["delivered_pps"] else 0
 print()
-print(f"overlay / wireguard-go, median of {len(rounds)} rounds (range): TCP throughput x{med['ratio_throughput']:.2f} "
-      f"({rng['ratio_throughput'][0]:.2f}-{rng['ratio_throughput'][1]:.2f}), per CPU-second x{med['ratio_per_cpu']:.2f} "
-      f"({rng['ratio_per_cpu'][0]:.2f}-{rng['ratio_per_cpu'][1]:.2f}), RTT x{med['ratio_rtt']:.2f} "
-      f"({rng['ratio_rtt'][0]:.2f}-{rng['ratio_rtt'][1]:.2f});")
+def mr(xs):  # "x<median> (<min>-<max>)"
+    return f"x{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
+def ratios(k):
+    return [r[k] for r in rounds]
+print(f"overlay / wireguard-go, median of {len(rounds)} rounds (range): TCP throughput {mr(ratios('ratio_throughput'))}, "
+      f"per CPU-second {mr(ratios('ratio_per_cpu'))}, RTT {mr(ratios('ratio_rtt'))};")
 print(f"  UDP delivered packets/s x{pps('OURS_U64', 'WG_U64'):.2f} (64 B), x{pps('OURS_U1200', 'WG_U1200'):.2f} (1200 B)")
 vs_base = None
 if base:
     vs_base = {"throughput": [o["gbps"] / b["gbps"] for o, b in zip(ours, base)],
                "per_cpu": [o["gbit_per_cpu_s"] / b["gbit_per_cpu_s"] for o, b in zip(ours, base)],
                "baseline_vs_wg": [b["gbps"] / w["gbps"] for b, w in zip(base, wg)]}
-    def mr(xs):
-        return f"x{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
     print(f"this build / baseline {e['BASELINE']}, median of {len(base)} rounds (range): TCP throughput {mr(vs_base['throughput'])}, "
           f"per CPU-second {mr(vs_base['per_cpu'])}; baseline / wireguard-go throughput {mr(vs_base['baseline_vs_wg'])}")
 print(f"10,000 forged messages a second: the encrypted r1 used {e['FORGE_ENC']} % of a core (dropped {e['FORGED_ENC']}), r1 in clear {e['FORGE_CLEAR']} % (dropped {e['FORGED_CLEAR']})")
